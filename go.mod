@@ -1,0 +1,3 @@
+module github.com/hookrelay/hookrelay
+
+go 1.26.8

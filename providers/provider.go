@@ -1,0 +1,83 @@
+// Package providers defines the adapter interface every webhook provider
+// implements, the per-source options the config passes to adapters, and the
+// generic parts of turning a verified request into an event (dedupe-key
+// overrides and the SHA-256 fallback). One sub-package per provider holds its
+// adapter; package providers/registry lists them all in one place.
+package providers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+)
+
+// Provider verifies and parses the webhooks of one provider for one source.
+// Implementations are safe for concurrent use.
+type Provider interface {
+	// Verify checks that the request was signed with one of the source's
+	// secrets and that its timestamp (if any) is inside the tolerance. The
+	// returned error wraps one of the verify.Err* sentinels and never contains
+	// a secret or a computed signature.
+	Verify(h http.Header, body []byte, now time.Time) error
+	// Parse extracts the event from a verified request. It fails with an
+	// error wrapping verify.ErrInvalidJSON if the body is not JSON.
+	Parse(h http.Header, body []byte) (Event, error)
+}
+
+// Signer produces the headers a provider would send with body at time now.
+// Every adapter has one: tests and `hookrelay send` use it.
+type Signer interface {
+	Sign(body []byte, now time.Time) (http.Header, error)
+}
+
+// Adapter is a Provider that can also sign.
+type Adapter interface {
+	Provider
+	Signer
+}
+
+// Event is what an adapter extracts from a request.
+type Event struct {
+	// Type is the provider's event type, e.g. "video.completed".
+	Type string
+	// Subject is the id of the resource the event is about.
+	Subject string
+	// Time is the provider's event time; zero if it sent none.
+	Time time.Time
+	// DeliveryID is the provider's delivery id, if it sends one.
+	DeliveryID string
+	// DedupeKey identifies the event across the provider's retries; empty if
+	// the provider's default key fields are absent.
+	DedupeKey string
+}
+
+// Options are the per-source settings from the config file.
+type Options struct {
+	// Secrets: one or more; any may match (rotation). Never empty.
+	Secrets []string
+	// Tolerance for timestamped schemes; zero means the adapter's default.
+	Tolerance time.Duration
+	// Scheme selects a variant (shortkit: timestamp, body-only, callback-header).
+	Scheme string
+	// WebhookID, when set, must equal the X-Webhook-ID header (videovector).
+	WebhookID string
+	// Header and Value: the shortkit callback-header scheme.
+	Header string
+	Value  string
+
+	// The generic hmac adapter.
+	SignatureHeader string // e.g. X-Signature
+	Prefix          string // e.g. "sha256="
+	Encoding        string // hex (default) or base64
+	Template        string // signed content, e.g. "{timestamp}.{body}"; default "{body}"
+	TimestampHeader string // optional
+	EventTypeField  string // dotted JSON path of the event type (default "type")
+	SubjectField    string // dotted JSON path of the subject (default "data.id")
+}
+
+// BodyKey is the dedupe key of last resort: the hex SHA-256 of the raw body.
+func BodyKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,96 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Source is one configured webhook endpoint: /webhooks/<Name>.
+type Source struct {
+	Name     string
+	Provider string // adapter name, e.g. "sketchpen"
+	Adapter  Adapter
+	// DedupeKey overrides the adapter's default key when non-empty.
+	DedupeKey []KeyExpr
+}
+
+// Accept verifies a request and extracts its event, applying the source's
+// dedupe-key override and, failing everything else, the body-hash fallback.
+func (s *Source) Accept(h http.Header, body []byte, now time.Time) (Event, error) {
+	if err := s.Adapter.Verify(h, body, now); err != nil {
+		return Event{}, err
+	}
+	ev, err := s.Adapter.Parse(h, body)
+	if err != nil {
+		return Event{}, err
+	}
+	if len(s.DedupeKey) > 0 {
+		var doc map[string]any
+		if needsBody(s.DedupeKey) {
+			if doc, err = DecodeObject(body); err != nil {
+				return Event{}, err
+			}
+		}
+		ev.DedupeKey = DedupeKey(s.DedupeKey, h, doc)
+	}
+	if ev.DedupeKey == "" {
+		ev.DedupeKey = BodyKey(body)
+	}
+	return ev, nil
+}
+
+func needsBody(exprs []KeyExpr) bool {
+	for _, e := range exprs {
+		if e.Kind == "json" {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeObject decodes a JSON object body with numbers kept exact. Errors
+// wrap verify.ErrInvalidJSON.
+func DecodeObject(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", verify.ErrInvalidJSON, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the JSON value", verify.ErrInvalidJSON)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("%w: trailing data after the JSON value", verify.ErrInvalidJSON)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: body must be a JSON object", verify.ErrInvalidJSON)
+	}
+	return m, nil
+}
+
+// ParseTime reads a provider time field: a unix-seconds number or numeric
+// string, or an ISO 8601 / RFC 3339 string. It returns the zero time if v is
+// absent or unreadable (the caller then uses the receive time).
+func ParseTime(v any) time.Time {
+	s := Scalar(v)
+	if s == "" {
+		return time.Time{}
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "-:T") {
+		sec := int64(n)
+		return time.Unix(sec, int64((n-float64(sec))*1e9)).UTC()
+	}
+	if t, ok := verify.ParseISO8601(s); ok {
+		return t
+	}
+	return time.Time{}
+}

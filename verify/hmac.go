@@ -1,0 +1,119 @@
+package verify
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+)
+
+// HMACSHA256 returns HMAC-SHA256(key, parts[0] || parts[1] || ...).
+func HMACSHA256(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// ParsePrefixedHex parses a header value of the form "<prefix><hex>", for
+// example "sha256=9f86d0...", with the hex digits in either case. prefix may
+// be empty. header names the header in the returned error.
+func ParsePrefixedHex(header, value, prefix string) ([]byte, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil, Missing(header)
+	}
+	if prefix != "" {
+		if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
+			return nil, Malformed(header)
+		}
+		value = value[len(prefix):]
+	}
+	if len(value) != 2*sha256.Size {
+		return nil, Malformed(header)
+	}
+	sig, err := hex.DecodeString(value)
+	if err != nil {
+		return nil, Malformed(header)
+	}
+	return sig, nil
+}
+
+// ParsePrefixedBase64 parses "<prefix><base64>" (standard or URL alphabet,
+// padded or not).
+func ParsePrefixedBase64(header, value, prefix string) ([]byte, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil, Missing(header)
+	}
+	if prefix != "" {
+		if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
+			return nil, Malformed(header)
+		}
+		value = value[len(prefix):]
+	}
+	sig, err := DecodeBase64(value)
+	if err != nil || len(sig) == 0 {
+		return nil, Malformed(header)
+	}
+	return sig, nil
+}
+
+// DecodeBase64 accepts standard or URL-safe base64, with or without padding.
+func DecodeBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// CheckSecrets returns ErrEmptySecret if secrets is empty or holds an empty
+// secret: an adapter must never treat "no secret" as "no verification".
+func CheckSecrets(secrets [][]byte) error {
+	if len(secrets) == 0 {
+		return ErrEmptySecret
+	}
+	for _, s := range secrets {
+		if len(s) == 0 {
+			return ErrEmptySecret
+		}
+	}
+	return nil
+}
+
+// MatchAny computes HMAC-SHA256 over parts with every secret and compares it
+// in constant time with every candidate signature. It returns nil if any pair
+// matches and ErrNoValidSignature otherwise. Every secret is tried even after
+// a match so that timing does not reveal which secret matched.
+func MatchAny(secrets [][]byte, sigs [][]byte, parts ...[]byte) error {
+	if err := CheckSecrets(secrets); err != nil {
+		return err
+	}
+	ok := 0
+	for _, key := range secrets {
+		mac := HMACSHA256(key, parts...)
+		for _, sig := range sigs {
+			ok |= boolInt(hmac.Equal(mac, sig))
+		}
+	}
+	if ok == 1 {
+		return nil
+	}
+	return ErrNoValidSignature
+}
+
+// EqualString compares two strings in constant time (for their common
+// length; the length itself is not secret).
+func EqualString(a, b string) bool {
+	return hmac.Equal([]byte(a), []byte(b))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
