@@ -1,0 +1,108 @@
+// Command hookrelay is a self-hosted inbound webhook gateway: it verifies,
+// de-duplicates and stores provider webhooks and relays them as CloudEvents
+// to internal services.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/urfave/cli/v2"
+)
+
+// version is set with -ldflags "-X main.version=..." by release builds.
+var version = ""
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	if err := app.RunContext(ctx, args); err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) && ec.Error() == "" {
+			return ec.ExitCode()
+		}
+		fmt.Fprintf(stderr, "hookrelay: %v\n", err)
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:                 "hookrelay",
+		Usage:                "verify, de-duplicate, store and relay provider webhooks",
+		Version:              versionString(),
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints errors and picks exit codes
+		Commands: []*cli.Command{
+			serveCommand(),
+			checkCommand(),
+			versionCommand(),
+		},
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "hookrelay %s\n", versionString())
+			return nil
+		},
+	}
+}
+
+// configFlag is --config, also read from HOOKRELAY_CONFIG.
+func configFlag() *cli.StringFlag {
+	return &cli.StringFlag{
+		Name: "config", Aliases: []string{"c"}, Usage: "config file `FILE`",
+		EnvVars: []string{"HOOKRELAY_CONFIG"},
+	}
+}
+
+// loadConfig loads the config named by --config.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	path := c.String("config")
+	if path == "" {
+		return nil, errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+	}
+	return config.Load(path)
+}
+
+// newLogger builds the process logger from the config's log section.
+func newLogger(w io.Writer, lc config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

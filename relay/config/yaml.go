@@ -1,0 +1,264 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decodeStrict decodes the (already expanded) document into cfg, rejecting
+// unknown keys. yaml.v3 only honours KnownFields through a Decoder, so the
+// node is re-encoded first; line numbers survive because the encoder keeps
+// the document's shape, and errors are mapped back through the original
+// node's lines (see yamlError).
+func decodeStrict(file string, root *yaml.Node, cfg *Config) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(root); err != nil {
+		return err
+	}
+	enc.Close()
+	data := buf.Bytes()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		var re yaml.Node
+		_ = yaml.Unmarshal(data, &re)
+		return yamlError(file, &re, root, err)
+	}
+	return nil
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var unknownRE = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+
+// yamlError turns a yaml.v3 error into a one-line *Error. Line numbers in
+// errors from decodeStrict refer to the re-encoded document; they are mapped
+// to key paths there and back to lines of the original.
+func yamlError(file string, decoded, orig *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msgs = te.Errors
+	}
+	var le *lineError
+	if errors.As(err, &le) {
+		msgs = []string{fmt.Sprintf("line %d: %s", le.line, le.msg)}
+	}
+	first := strings.TrimPrefix(msgs[0], "yaml: ")
+	e := &Error{File: file, Msg: first}
+	if m := lineRE.FindStringSubmatch(first); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+		if um := unknownRE.FindStringSubmatch(e.Msg); um != nil {
+			e.Msg = fmt.Sprintf("unknown key %q", um[1])
+		}
+		e.Msg = strings.ReplaceAll(e.Msg, "!!", "")
+	}
+	if len(msgs) > 1 {
+		e.Msg += fmt.Sprintf(" (and %d more)", len(msgs)-1)
+	}
+	if e.Line > 0 && decoded != nil && len(decoded.Content) > 0 {
+		e.Key = keyAtLine(decoded.Content[0], "", e.Line)
+		if decoded != orig && e.Key != "" {
+			e.Line = lineOf(orig, e.Key)
+		}
+	}
+	return e
+}
+
+// keyAtLine returns the dotted key path of the mapping key or value at line.
+func keyAtLine(n *yaml.Node, prefix string, line int) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(prefix, k.Value)
+			if k.Line == line && (v.Kind == yaml.ScalarNode || v.Line != line) {
+				return p
+			}
+			if found := keyAtLine(v, p, line); found != "" {
+				return found
+			}
+			if v.Kind == yaml.ScalarNode && v.Line == line {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", prefix, i)
+			if found := keyAtLine(c, p, line); found != "" {
+				return found
+			}
+			if c.Line == line && c.Kind == yaml.ScalarNode {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+var indexRE = regexp.MustCompile(`\[(\d+)\]`)
+
+// lineOf returns the line of a dotted key path such as
+// "routes[0].targets[1]" or "sources.a.provider"; 0 if not found. The line
+// of the closest existing ancestor is returned for a missing key.
+func lineOf(root *yaml.Node, key string) int {
+	if key == "" || root == nil || len(root.Content) == 0 {
+		return 0
+	}
+	n := root.Content[0]
+	line := n.Line
+	key = indexRE.ReplaceAllString(key, ".[$1]")
+	for _, part := range splitKey(key) {
+		var next *yaml.Node
+		if strings.HasPrefix(part, "[") {
+			i, _ := strconv.Atoi(strings.Trim(part, "[]"))
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		} else if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		line = n.Line
+	}
+	return line
+}
+
+// splitKey splits on dots, keeping source/target names that contain dots
+// intact as far as possible by leaving that to the caller: names are the
+// only free-form segments and they are matched greedily in lineOf.
+func splitKey(key string) []string {
+	var out []string
+	for _, p := range strings.Split(key, ".") {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func join(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+type envError struct {
+	line int
+	key  string
+	msg  string
+}
+
+func (e *envError) Error() string { return e.msg }
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value.
+// "$${" stands for a literal "${".
+func expandEnv(n *yaml.Node, path []string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = append(append([]string(nil), path...), fmt.Sprintf("[%d]", i))
+			}
+			if err := expandEnv(c, p, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := append(append([]string(nil), path...), n.Content[i].Value)
+			if err := expandEnv(n.Content[i+1], p, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "${") {
+			return nil
+		}
+		var missing string
+		const esc = "\x00hookrelay-dollar\x00"
+		v := strings.ReplaceAll(n.Value, "$${", esc)
+		v = envRE.ReplaceAllStringFunc(v, func(m string) string {
+			sub := envRE.FindStringSubmatch(m)
+			if val, ok := lookup(sub[1]); ok && val != "" {
+				return val
+			}
+			if sub[2] != "" {
+				return sub[3]
+			}
+			if _, ok := lookup(sub[1]); ok {
+				return ""
+			}
+			if missing == "" {
+				missing = sub[1]
+			}
+			return ""
+		})
+		if missing != "" {
+			return &envError{line: n.Line, key: strings.ReplaceAll(strings.Join(path, "."), ".[", "["), msg: fmt.Sprintf("environment variable %s is not set (set it, or write ${%s:-default})", missing, missing)}
+		}
+		n.Value = strings.ReplaceAll(v, esc, "${")
+		if n.Style == 0 {
+			n.Tag = "" // let the expanded value resolve to int/bool as if written literally
+		} else {
+			n.Tag = "!!str"
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether a listen address binds only to loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func decodeB64(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// pathMatch validates and applies an event-type glob.
+func pathMatch(glob, s string) (bool, error) { return path.Match(glob, s) }
+
+// MatchGlob reports whether event type t matches glob ("video.*").
+func MatchGlob(glob, t string) bool {
+	ok, _ := path.Match(glob, t)
+	return ok
+}
+
+// IsLoopback reports whether a listen address binds only to loopback.
+func IsLoopback(addr string) bool { return isLoopback(addr) }

@@ -1,0 +1,64 @@
+package deliver
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/store"
+)
+
+// CloudEvent renders the CloudEvents 1.0 structured-mode JSON of a stored
+// event: the provider payload goes into data unchanged. A replayed
+// delivery carries the extension attribute "replay": true.
+func CloudEvent(ev *store.Event, raw []byte, replay bool) []byte {
+	var b bytes.Buffer
+	b.Grow(len(raw) + 512)
+	b.WriteString(`{"specversion":"1.0","id":`)
+	writeString(&b, ev.ID)
+	b.WriteString(`,"source":`)
+	writeString(&b, "/sources/"+ev.Source)
+	b.WriteString(`,"type":`)
+	writeString(&b, EventType(ev))
+	if ev.Subject != "" {
+		b.WriteString(`,"subject":`)
+		writeString(&b, ev.Subject)
+	}
+	t := ev.Time
+	if t.IsZero() {
+		t = ev.ReceivedAt
+	}
+	b.WriteString(`,"time":`)
+	writeString(&b, t.UTC().Format(time.RFC3339Nano))
+	b.WriteString(`,"provider":`)
+	writeString(&b, ev.Provider)
+	b.WriteString(`,"dedupekey":`)
+	writeString(&b, ev.DedupeKey)
+	if replay {
+		b.WriteString(`,"replay":true`)
+	}
+	if json.Valid(raw) {
+		b.WriteString(`,"datacontenttype":"application/json","data":`)
+		b.Write(bytes.TrimSpace(raw))
+	} else {
+		b.WriteString(`,"datacontenttype":"application/octet-stream","data_base64":`)
+		writeString(&b, base64.StdEncoding.EncodeToString(raw))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// EventType is the CloudEvents type of a stored event: "<provider>.<type>".
+func EventType(ev *store.Event) string {
+	t := ev.Type
+	if t == "" {
+		t = "unknown"
+	}
+	return ev.Provider + "." + t
+}
+
+func writeString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s)
+	b.Write(enc)
+}

@@ -1,0 +1,238 @@
+// Package ingest is the public side of hookrelay: the HTTP handler behind
+// POST /webhooks/<source>, /healthz and /readyz.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Store is the part of the event store the handler needs.
+type Store interface {
+	Ingest(ctx context.Context, ev *store.Event, raw []byte) (store.Result, error)
+}
+
+// Router picks the targets of an event.
+type Router interface {
+	Targets(source, provider, eventType string) []string
+}
+
+// Metrics observes ingest outcomes. outcome is "accepted", "duplicate" or
+// "rejected_<reason>".
+type Metrics interface {
+	Received(source, outcome string, d time.Duration)
+}
+
+// Outcome labels used with Metrics.
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeDuplicate   = "duplicate"
+	OutcomeBadRequest  = "rejected_bad_request"
+	OutcomeBadSig      = "rejected_signature"
+	OutcomeTimestamp   = "rejected_timestamp"
+	OutcomeTooLarge    = "rejected_too_large"
+	OutcomeUnavailable = "rejected_unavailable"
+)
+
+// Handler serves the public listener.
+type Handler struct {
+	Sources map[string]*providers.Source
+	Store   Store
+	Router  Router
+	MaxBody int64
+	Log     *slog.Logger
+	Metrics Metrics                 // optional
+	Notify  func(targets ...string) // optional: wakes delivery workers
+	Ready   func() error            // optional: readiness beyond "store open"
+	Now     func() time.Time        // optional, for tests
+	// RedactHeaders are header names (canonical form) whose values are not
+	// stored, per source (e.g. the shortkit callback header).
+	RedactHeaders map[string][]string
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// ServeHTTP routes the public paths; everything else is 404.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/webhooks/"):
+		h.webhook(w, r, strings.TrimPrefix(p, "/webhooks/"))
+	case p == "/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case p == "/readyz":
+		if h.Ready != nil {
+			if err := h.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	default:
+		writeError(w, http.StatusNotFound, "not found")
+	}
+}
+
+func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
+	start := h.now()
+	src, ok := h.Sources[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown source")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		return
+	}
+	observe := func(outcome string) {
+		if h.Metrics != nil {
+			h.Metrics.Received(name, outcome, h.now().Sub(start))
+		}
+	}
+	if r.ContentLength > h.MaxBody {
+		observe(OutcomeTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
+		return
+	}
+	body, err := readBody(w, r, h.MaxBody)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			observe(OutcomeTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
+			return
+		}
+		observe(OutcomeBadRequest)
+		writeError(w, http.StatusBadRequest, "could not read body")
+		return
+	}
+	received := h.now()
+	pev, err := src.Accept(r.Header, body, received)
+	if err != nil {
+		status, outcome := classify(err)
+		observe(outcome)
+		h.Log.Info("webhook rejected", "source", name, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
+		writeError(w, status, err.Error())
+		return
+	}
+	ev := &store.Event{
+		Source: name, Provider: src.Provider, Type: pev.Type, Subject: pev.Subject,
+		Time: pev.Time, ReceivedAt: received.UTC(), DedupeKey: pev.DedupeKey, DeliveryID: pev.DeliveryID,
+		Headers: auditHeaders(r.Header, h.RedactHeaders[name]),
+	}
+	if ev.Time.IsZero() {
+		ev.Time = ev.ReceivedAt
+	}
+	ev.Targets = h.Router.Targets(name, src.Provider, pev.Type)
+	res, err := h.Store.Ingest(r.Context(), ev, body)
+	if err != nil {
+		observe(OutcomeUnavailable)
+		h.Log.Error("store event", "source", name, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "store unavailable, retry later")
+		return
+	}
+	if res.Duplicate {
+		observe(OutcomeDuplicate)
+		h.Log.Debug("duplicate webhook", "source", name, "id", res.ID, "type", pev.Type)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate", "id": res.ID})
+		return
+	}
+	observe(OutcomeAccepted)
+	if h.Notify != nil && len(ev.Targets) > 0 {
+		h.Notify(ev.Targets...)
+	}
+	h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
+	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
+}
+
+// classify maps a verification error to a status code and metrics outcome.
+func classify(err error) (int, string) {
+	switch {
+	case verify.IsBadRequest(err):
+		return http.StatusBadRequest, OutcomeBadRequest
+	case errors.Is(err, verify.ErrTooOld), errors.Is(err, verify.ErrTooNew):
+		return http.StatusUnauthorized, OutcomeTimestamp
+	default:
+		return http.StatusUnauthorized, OutcomeBadSig
+	}
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, max)
+	n := r.ContentLength
+	if n < 0 || n > max {
+		n = 4096
+	}
+	buf := make([]byte, 0, n+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return buf, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// sensitive headers are stored with their value redacted.
+var sensitive = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// auditHeaders copies the request headers worth keeping with the event,
+// redacting credentials and signatures.
+func auditHeaders(h http.Header, redact []string) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) == 0 {
+			continue
+		}
+		val := strings.Join(v, ", ")
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "signature") || contains(sensitive, k) || contains(redact, k) {
+			val = "[redacted]"
+		}
+		out[k] = val
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// idGen makes time-sortable event ids in the ULID layout: 48 bits of unix
+// milliseconds and 80 random bits, in Crockford base32 (26 characters). Ids
+// made by one generator are strictly increasing, even within a millisecond.
+type idGen struct {
+	mu   sync.Mutex
+	last [16]byte
+}
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+func (g *idGen) New(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	g.mu.Lock()
+	lastMS := binary.BigEndian.Uint64(append([]byte{0, 0}, g.last[:6]...))
+	if ms <= lastMS {
+		// Same (or earlier) millisecond: increment the previous id.
+		b = g.last
+		for i := 15; i >= 0; i-- {
+			b[i]++
+			if b[i] != 0 {
+				break
+			}
+		}
+	} else {
+		binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+		binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+		_, _ = rand.Read(b[6:])
+		b[6] &= 0x7f // leave room to increment within the millisecond
+	}
+	g.last = b
+	g.mu.Unlock()
+	return encodeID(b)
+}
+
+func encodeID(b [16]byte) string {
+	hi := binary.BigEndian.Uint64(b[0:8])
+	lo := binary.BigEndian.Uint64(b[8:16])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// idTime returns the time encoded in an id (zero if malformed).
+func idTime(id string) time.Time {
+	if len(id) != 26 {
+		return time.Time{}
+	}
+	var ms uint64
+	for i := 0; i < 10; i++ {
+		c := id[i]
+		v := indexByte(crockford, c)
+		if v < 0 {
+			return time.Time{}
+		}
+		ms = ms<<5 | uint64(v)
+	}
+	// 10 chars = 50 bits; the top 2 are the padding bits of the 130-bit string.
+	return time.UnixMilli(int64(ms & (1<<48 - 1)))
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// IDAt returns the smallest id that a generator could make at t: ids made
+// at or after t sort at or after it. Used for time-range scans.
+func IDAt(t time.Time) string {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+	return encodeID(b)
+}
