@@ -107,7 +107,7 @@ func (s *Server) Start(ctx context.Context) error {
 		Sources: s.sources, Store: st, Router: s.routes, MaxBody: s.cfg.Server.MaxBodyBytes,
 		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Notify: s.engine.Notify,
 	}
-	if err := s.listen("public", s.cfg.Server.Listen, h); err != nil {
+	if err := s.startPublic(ctx, h); err != nil {
 		s.closeAll(ctx)
 		return err
 	}
