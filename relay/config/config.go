@@ -161,11 +161,11 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // UnmarshalYAML parses a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return &lineError{line: n.Line, msg: "expected a duration such as 30s or 5m"}
+		return &lineError{line: n.Line, col: n.Column, msg: "expected a duration such as 30s or 5m"}
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return &lineError{line: n.Line, msg: fmt.Sprintf("invalid duration %q (use units such as 30s, 5m, 168h)", n.Value)}
+		return &lineError{line: n.Line, col: n.Column, msg: fmt.Sprintf("invalid duration %q (use units such as 30s, 5m, 168h)", n.Value)}
 	}
 	*d = Duration(v)
 	return nil
@@ -196,8 +196,8 @@ func (e *Error) Error() string {
 }
 
 type lineError struct {
-	line int
-	msg  string
+	line, col int // of the offending node
+	msg       string
 }
 
 func (e *lineError) Error() string { return e.msg }
@@ -225,6 +225,9 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Msg: "empty config file"}
+	}
+	if err := duplicateKey(file, &root, ""); err != nil {
+		return nil, err
 	}
 	if err := expandEnv(&root, nil, lookup); err != nil {
 		var le *envError

@@ -40,6 +40,11 @@ func decodeStrict(file string, root *yaml.Node, cfg *Config) error {
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 var unknownRE = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
 
+// valueRE matches the value yaml.v3 quotes in a type error ("cannot
+// unmarshal !!str `whsec_a...` into int"): it may come from a ${VAR} holding
+// a secret, so it is left out of messages.
+var valueRE = regexp.MustCompile(" `[^`]*`")
+
 // yamlError turns a yaml.v3 error into a one-line *Error. Line numbers in
 // errors from decodeStrict refer to the re-encoded document; they are mapped
 // to key paths there and back to lines of the original.
@@ -49,30 +54,133 @@ func yamlError(file string, decoded, orig *yaml.Node, err error) error {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msgs = te.Errors
 	}
+	// Several keys can share a line (flow mappings): match picks the
+	// offending value node where the error tells enough to find it.
+	var match func(*yaml.Node) bool
 	var le *lineError
 	if errors.As(err, &le) {
 		msgs = []string{fmt.Sprintf("line %d: %s", le.line, le.msg)}
+		match = func(n *yaml.Node) bool { return n.Column == le.col }
 	}
 	first := strings.TrimPrefix(msgs[0], "yaml: ")
 	e := &Error{File: file, Msg: first}
 	if m := lineRE.FindStringSubmatch(first); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
+		var unknown string
 		if um := unknownRE.FindStringSubmatch(e.Msg); um != nil {
-			e.Msg = fmt.Sprintf("unknown key %q", um[1])
+			unknown = um[1]
+			e.Msg = fmt.Sprintf("unknown key %q", unknown)
 		}
-		e.Msg = strings.ReplaceAll(e.Msg, "!!", "")
+		if v := valueRE.FindString(e.Msg); v != "" && match == nil {
+			match = quotedValue(strings.Trim(v, " `"))
+		}
+		e.Msg = valueRE.ReplaceAllString(strings.ReplaceAll(e.Msg, "!!", ""), "")
+		if e.Line > 0 && decoded != nil && len(decoded.Content) > 0 {
+			if match != nil {
+				e.Key = keyOfValue(decoded.Content[0], "", e.Line, match)
+			}
+			if e.Key == "" {
+				e.Key = keyAtLine(decoded.Content[0], "", e.Line)
+			}
+			if unknown != "" {
+				e.Key = trimToKey(e.Key, unknown)
+			}
+		}
 	}
 	if len(msgs) > 1 {
 		e.Msg += fmt.Sprintf(" (and %d more)", len(msgs)-1)
 	}
-	if e.Line > 0 && decoded != nil && len(decoded.Content) > 0 {
-		e.Key = keyAtLine(decoded.Content[0], "", e.Line)
-		if decoded != orig && e.Key != "" {
-			e.Line = lineOf(orig, e.Key)
-		}
+	if e.Key != "" && decoded != orig {
+		e.Line = lineOf(orig, e.Key)
 	}
 	return e
+}
+
+// quotedValue matches a scalar against the value yaml.v3 quotes in a type
+// error: the whole value, or its first 7 bytes and "..." when longer than 10.
+func quotedValue(q string) func(*yaml.Node) bool {
+	return func(n *yaml.Node) bool {
+		if n.Kind != yaml.ScalarNode {
+			return false
+		}
+		if p, ok := strings.CutSuffix(q, "..."); ok && len(n.Value) > 10 {
+			return strings.HasPrefix(n.Value, p)
+		}
+		return n.Value == q
+	}
+}
+
+// keyOfValue returns the key path of the first mapping value or sequence
+// item on line that match accepts, or "".
+func keyOfValue(n *yaml.Node, prefix string, line int, match func(*yaml.Node) bool) string {
+	visit := func(v *yaml.Node, p string) string {
+		if v.Line == line && match(v) {
+			return p
+		}
+		return keyOfValue(v, p, line, match)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if found := visit(n.Content[i+1], join(prefix, n.Content[i].Value)); found != "" {
+				return found
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if found := visit(c, fmt.Sprintf("%s[%d]", prefix, i)); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
+}
+
+// trimToKey cuts a key path found by line after its last segment named
+// name: an unknown key followed on its line by a flow value
+// ("secretz: [a]") is reported as "x.secretz", not "x.secretz[0]".
+func trimToKey(path, name string) string {
+	for i := len(path) - len(name); i >= 0; i-- {
+		if path[i:i+len(name)] == name && (i == 0 || path[i-1] == '.') {
+			return path[:i+len(name)]
+		}
+	}
+	return path
+}
+
+// duplicateKey reports the first mapping key that repeats an earlier key of
+// the same mapping, in document order, as yaml.v3 would when decoding into
+// a struct or map, but with the lines of the file as written.
+func duplicateKey(file string, n *yaml.Node, prefix string) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := duplicateKey(file, c, prefix); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			kj := n.Content[j]
+			for i := 0; i < j; i += 2 {
+				if ki := n.Content[i]; ki.Kind == kj.Kind && ki.Value == kj.Value {
+					return &Error{File: file, Line: kj.Line, Key: join(prefix, kj.Value),
+						Msg: fmt.Sprintf("mapping key %q already defined at line %d", kj.Value, ki.Line)}
+				}
+			}
+			if err := duplicateKey(file, n.Content[j+1], join(prefix, kj.Value)); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := duplicateKey(file, c, fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // keyAtLine returns the dotted key path of the mapping key or value at line.
@@ -124,11 +232,12 @@ func lineOf(root *yaml.Node, key string) int {
 			i, _ := strconv.Atoi(strings.Trim(part, "[]"))
 			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
 				next = n.Content[i]
+				line = next.Line
 			}
 		} else if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == part {
-					line = n.Content[i].Line
+					line = n.Content[i].Line // the key's line, not its value's
 					next = n.Content[i+1]
 					break
 				}
@@ -138,7 +247,6 @@ func lineOf(root *yaml.Node, key string) int {
 			return line
 		}
 		n = next
-		line = n.Line
 	}
 	return line
 }
