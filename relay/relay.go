@@ -11,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/providers/registry"
+	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/ingest"
+	"github.com/hookrelay/hookrelay/relay/metrics"
 	"github.com/hookrelay/hookrelay/relay/route"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
@@ -31,10 +34,12 @@ type Server struct {
 
 	store   *store.Store
 	engine  *deliver.Engine
+	metrics *metrics.Metrics
 	servers []*http.Server
 	addrs   map[string]string // "public", "admin" -> bound address
 	errc    chan error
 	wg      sync.WaitGroup
+	closers []func() error // run by Shutdown after the listeners stop (TLS edge)
 }
 
 // New validates what the config alone cannot (adapters) and returns a
@@ -101,16 +106,55 @@ func (s *Server) Start(ctx context.Context) error {
 		s.closeAll(ctx)
 		return err
 	}
-	s.engine = deliver.New(st, targets, deliver.Options{Log: s.log, UserAgent: "hookrelay/" + s.version})
+	s.metrics = metrics.New(s.queueDepths)
+	s.engine = deliver.New(st, targets, deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version})
 	s.engine.Start(ctx)
 	h := &ingest.Handler{
 		Sources: s.sources, Store: st, Router: s.routes, MaxBody: s.cfg.Server.MaxBodyBytes,
-		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Notify: s.engine.Notify,
+		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Notify: s.engine.Notify, Metrics: s.metrics,
+	}
+	if s.cfg.Admin.Listen != "" {
+		svc := &admin.Service{Store: st, Router: s.routes, Targets: s.cfg.TargetNames(), Notify: s.engine.Notify}
+		if err := s.listenAdmin(admin.Handler(svc, s.metrics.Handler(), s.cfg.Admin.Token)); err != nil {
+			s.Shutdown(ctx)
+			return err
+		}
 	}
 	if err := s.startPublic(ctx, h); err != nil {
 		s.closeAll(ctx)
 		return err
 	}
+	return nil
+}
+
+// queueDepths reports the queued deliveries per target (for metrics).
+func (s *Server) queueDepths() map[string]int {
+	out := map[string]int{}
+	st := s.store
+	if st == nil {
+		return out
+	}
+	for _, t := range s.cfg.TargetNames() {
+		if n, err := st.QueueDepth(t); err == nil {
+			out[t] = n
+		}
+	}
+	return out
+}
+
+// listenAdmin binds the admin listener. It gets its own limits: replay
+// requests wait for deliveries, so writes may take minutes.
+func (s *Server) listenAdmin(h http.Handler) error {
+	ln, err := net.Listen("tcp", s.cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 15 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.serve("admin", ln, srv)
 	return nil
 }
 
@@ -130,7 +174,12 @@ func (s *Server) listen(name, addr string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("%s listener: %w", name, err)
 	}
-	srv := s.httpServer(h)
+	s.serve(name, ln, s.httpServer(h))
+	return nil
+}
+
+// serve runs srv on ln until Shutdown.
+func (s *Server) serve(name string, ln net.Listener, srv *http.Server) {
 	s.servers = append(s.servers, srv)
 	s.addrs[name] = ln.Addr().String()
 	s.log.Info("listening", "listener", name, "addr", ln.Addr().String())
@@ -141,7 +190,6 @@ func (s *Server) listen(name, addr string, h http.Handler) error {
 			s.errc <- fmt.Errorf("%s listener: %w", name, err)
 		}
 	}()
-	return nil
 }
 
 func (s *Server) httpServer(h http.Handler) *http.Server {
@@ -191,6 +239,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.closers = nil
 	if s.engine != nil {
 		if err := s.engine.Stop(ctx); err != nil {
 			errs = append(errs, err)

@@ -53,6 +53,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			checkCommand(),
+			eventsCommand(),
+			replayCommand(),
 			versionCommand(),
 		},
 	}

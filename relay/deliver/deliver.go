@@ -59,6 +59,9 @@ type Options struct {
 	// Rescan is how often each dispatcher rescans its whole queue as a
 	// safety net (default 10s).
 	Rescan time.Duration
+	// Only, when set, restricts delivery to the events it accepts (offline
+	// replay delivers its own selection and leaves the rest queued).
+	Only func(eventID string) bool
 }
 
 // Engine runs the dispatchers of all targets.
@@ -211,7 +214,11 @@ func (d *dispatcher) run(ctx context.Context) {
 	}()
 
 	inflight := map[string]time.Time{} // event id -> due time of its queue entry
-	skip := func(id string) bool { _, ok := inflight[id]; return ok }
+	only := d.e.opts.Only
+	skip := func(id string) bool {
+		_, ok := inflight[id]
+		return ok || (only != nil && !only(id))
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	// cursor: no queue entry due before it is waiting, except entries being
@@ -405,6 +412,10 @@ func (d *dispatcher) backoff(n int, retryAfter time.Duration) time.Duration {
 	}
 	b := d.t.InitialBackoff
 	for i := 1; i < n && b < d.t.MaxBackoff; i++ {
+		if b > d.t.MaxBackoff/2 {
+			b = d.t.MaxBackoff // doubling would pass the cap (or overflow)
+			break
+		}
 		b *= 2
 	}
 	b = min(b, d.t.MaxBackoff)
@@ -417,11 +428,15 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s <= 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Out of range: s is the int64 bound of the right sign.
+		switch {
+		case s <= 0:
 			return 0
+		case s >= int64(maxRetryAfter/time.Second):
+			return maxRetryAfter // before multiplying: s*time.Second may overflow
 		}
-		return min(time.Duration(s)*time.Second, maxRetryAfter)
+		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

@@ -133,7 +133,6 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 			return err
 		}
 		d.Target = target
-		d.Tries++
 		d.Attempts = append(d.Attempts, a)
 		if n := len(d.Attempts); n > maxAttemptsKept {
 			d.Attempts = d.Attempts[n-maxAttemptsKept:]
@@ -148,6 +147,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 			if err := txn.Delete(queueKey); err != nil {
 				return err
 			}
+			d.Tries++
 			d.Status = status
 			d.NextAt = time.Time{}
 			if status == StatusPending {

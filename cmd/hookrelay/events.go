@@ -1,0 +1,458 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/admin"
+	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/urfave/cli/v2"
+)
+
+func eventsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "events",
+		Usage: "inspect stored events (through the running server, or directly on the store)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list events, newest first",
+				Flags: append(filterFlags(),
+					&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` events"},
+					&cli.StringFlag{Name: "cursor", Usage: "continue after event `ID` (pagination)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON lines, one event a line"},
+				),
+				Action: eventsList,
+			},
+			{
+				Name:      "show",
+				Usage:     "show one event: headers, payload and every delivery attempt",
+				ArgsUsage: "ID",
+				Flags:     []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}},
+				Action:    eventsShow,
+			},
+		},
+	}
+}
+
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		configFlag(),
+		&cli.StringFlag{Name: "source", Usage: "only events of source `S`"},
+		&cli.StringFlag{Name: "provider", Usage: "only events of provider `P`"},
+		&cli.StringFlag{Name: "type", Usage: "only event types matching `GLOB` (video.*)"},
+		&cli.StringFlag{Name: "status", Usage: "only events in status `ST` (pending, delivered, dead, unrouted)"},
+		&cli.StringFlag{Name: "since", Usage: "received at or after `DUR|RFC3339` (2h = two hours ago)"},
+		&cli.StringFlag{Name: "until", Usage: "received before `DUR|RFC3339`"},
+	}
+}
+
+func filterFromFlags(c *cli.Context, now time.Time) (store.Filter, error) {
+	f := store.Filter{Source: c.String("source"), Provider: c.String("provider"), Type: c.String("type"), Status: c.String("status")}
+	var err error
+	if f.Since, err = parseWhen(c.String("since"), now); err != nil {
+		return f, fmt.Errorf("--since: %w", err)
+	}
+	if f.Until, err = parseWhen(c.String("until"), now); err != nil {
+		return f, fmt.Errorf("--until: %w", err)
+	}
+	return f, f.Validate()
+}
+
+// parseWhen reads a duration before now ("2h", "90m", "7d") or an RFC 3339 time.
+func parseWhen(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if d, err := time.ParseDuration(days + "h"); err == nil {
+			return now.Add(-24 * d), nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (2h, 30m, 7d) nor an RFC 3339 time", v)
+	}
+	return now.Add(-d), nil
+}
+
+// backend is how the CLI reaches the events: the running server's admin
+// API, or the store opened directly.
+type backend struct {
+	api    admin.API
+	svc    *admin.Service // nil when remote
+	store  *store.Store
+	cfg    *config.Config
+	remote bool
+}
+
+func (b *backend) Close() {
+	if b.store != nil {
+		_ = b.store.Close(context.Background())
+	}
+}
+
+// openBackend prefers the admin API of a running server (Badger allows one
+// process) and opens the store itself when no server answers.
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*backend, error) {
+	if cfg.Admin.Listen != "" {
+		cl := admin.NewClient(dialAddr(cfg.Admin.Listen), cfg.Admin.Token)
+		err := cl.Ping(ctx)
+		if err == nil {
+			return &backend{api: cl, cfg: cfg, remote: true}, nil
+		}
+		if !errors.Is(err, admin.ErrNoServer) {
+			return nil, err
+		}
+	}
+	st, err := relay.OpenStore(ctx, cfg, log)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("%w (another process holds the store; is `hookrelay serve` running without its admin listener reachable?)", err)
+		}
+		return nil, err
+	}
+	svc := &admin.Service{Store: st, Router: relay.BuildRoutes(cfg), Targets: cfg.TargetNames()}
+	return &backend{api: svc, svc: svc, store: st, cfg: cfg}, nil
+}
+
+// dialAddr turns a listen address into one to connect to.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// cliLogger logs warnings and errors of the store to stderr.
+func cliLogger(c *cli.Context) *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func eventsList(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	f, err := filterFromFlags(c, time.Now())
+	if err != nil {
+		return err
+	}
+	if c.Int("limit") < 1 {
+		return errors.New("--limit must be at least 1")
+	}
+	b, err := openBackend(c.Context, cfg, cliLogger(c))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	var events []store.EventView
+	cursor, left := c.String("cursor"), c.Int("limit")
+	for left > 0 {
+		page, err := b.api.List(c.Context, f, cursor, min(left, 1000))
+		if err != nil {
+			return err
+		}
+		events = append(events, page.Events...)
+		left -= len(page.Events)
+		cursor = page.NextCursor
+		if cursor == "" {
+			break
+		}
+	}
+	out := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		for _, ev := range events {
+			if err := enc.Encode(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "ID\tRECEIVED\tSOURCE\tTYPE\tSUBJECT\tSTATUS\tDELIVERIES\n")
+	for _, ev := range events {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.ReceivedAt.Local().Format("2006-01-02 15:04:05"),
+			ev.Source, ev.Type, dash(ev.Subject), ev.Status, summarize(ev.Deliveries))
+	}
+	w.Flush()
+	if cursor != "" && len(events) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "more events: --cursor %s\n", events[len(events)-1].ID)
+	}
+	return nil
+}
+
+func summarize(ds []store.Delivery) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%s:%s(%d)", d.Target, d.Status, len(d.Attempts))
+	}
+	return strings.Join(parts, " ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func eventsShow(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("events show takes exactly one event ID (flags go before it)")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(c.Context, cfg, cliLogger(c))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	d, err := b.api.Get(c.Context, c.Args().First())
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	printDetail(c.App.Writer, d)
+	return nil
+}
+
+func printDetail(out io.Writer, d *admin.EventDetail) {
+	fmt.Fprintf(out, "id:          %s\n", d.ID)
+	fmt.Fprintf(out, "source:      %s (%s)\n", d.Source, d.Provider)
+	fmt.Fprintf(out, "type:        %s\n", d.Type)
+	fmt.Fprintf(out, "subject:     %s\n", dash(d.Subject))
+	fmt.Fprintf(out, "time:        %s\n", d.Time.Format(time.RFC3339Nano))
+	fmt.Fprintf(out, "received:    %s\n", d.ReceivedAt.Format(time.RFC3339Nano))
+	fmt.Fprintf(out, "dedupe key:  %s\n", d.DedupeKey)
+	if d.DeliveryID != "" {
+		fmt.Fprintf(out, "delivery id: %s\n", d.DeliveryID)
+	}
+	fmt.Fprintf(out, "status:      %s\n", d.Status)
+	fmt.Fprintf(out, "\nheaders:\n")
+	keys := make([]string, 0, len(d.Headers))
+	for k := range d.Headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %s: %s\n", k, d.Headers[k])
+	}
+	fmt.Fprintf(out, "\ndeliveries:\n")
+	if len(d.Deliveries) == 0 {
+		fmt.Fprintf(out, "  (none: unrouted)\n")
+	}
+	for _, dl := range d.Deliveries {
+		fmt.Fprintf(out, "  %s: %s", dl.Target, dl.Status)
+		if dl.Status == store.StatusPending && !dl.NextAt.IsZero() {
+			fmt.Fprintf(out, " (next attempt %s)", dl.NextAt.Local().Format(time.RFC3339))
+		}
+		fmt.Fprintln(out)
+		for i, a := range dl.Attempts {
+			result := fmt.Sprintf("HTTP %d", a.StatusCode)
+			if a.Error != "" {
+				result = a.Error
+				if a.StatusCode != 0 {
+					result = fmt.Sprintf("HTTP %d %s", a.StatusCode, a.Error)
+				}
+			}
+			replay := ""
+			if a.Replay {
+				replay = " (replay)"
+			}
+			fmt.Fprintf(out, "    #%d %s  %s  %.1f ms%s\n", i+1, a.At.Local().Format("2006-01-02 15:04:05.000"), result, a.LatencyMS, replay)
+		}
+	}
+	fmt.Fprintf(out, "\npayload:\n")
+	var pretty any
+	if json.Unmarshal(d.Payload, &pretty) == nil {
+		b, _ := json.MarshalIndent(pretty, "  ", "  ")
+		fmt.Fprintf(out, "  %s\n", b)
+	} else {
+		fmt.Fprintf(out, "  %s\n", d.Payload)
+	}
+}
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "replay",
+		Usage: "send stored events again (marked as replays) and report matched / sent / failed",
+		Flags: append(filterFlags(),
+			&cli.StringSliceFlag{Name: "id", Usage: "replay event `ID` (repeatable)"},
+			&cli.StringFlag{Name: "target", Usage: "send to target `NAME` instead of the events' own targets"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "list what would be sent; send nothing"},
+			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "how long to wait for the first attempt of each delivery"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		),
+		Action: replay,
+	}
+}
+
+func replay(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (use --id ID; flags go before arguments)", c.Args().First())
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	f, err := filterFromFlags(c, time.Now())
+	if err != nil {
+		return err
+	}
+	f.IDs = c.StringSlice("id")
+	req := admin.ReplayRequest{Filter: f, Target: c.String("target"), DryRun: c.Bool("dry-run"), Wait: c.Duration("wait")}
+	if req.Target != "" {
+		if _, ok := cfg.Targets[req.Target]; !ok {
+			return fmt.Errorf("--target: unknown target %q (known: %s)", req.Target, strings.Join(cfg.TargetNames(), ", "))
+		}
+	}
+	log := cliLogger(c)
+	b, err := openBackend(c.Context, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	var rep *admin.ReplayReport
+	if b.remote || req.DryRun {
+		rep, err = b.api.Replay(c.Context, req, nil)
+	} else {
+		rep, err = replayOffline(c.Context, b, req, log, progressPrinter(c.App.ErrWriter))
+	}
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(c.App.Writer, rep, b.remote)
+	}
+	if rep.Failed > 0 || rep.Pending > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// replayOffline delivers in this process: it plans the replay, runs a
+// delivery engine restricted to the planned events, and stops it after the
+// first attempt of each (retries continue when serve next runs).
+func replayOffline(ctx context.Context, b *backend, req admin.ReplayRequest, log *slog.Logger, progress func(admin.Progress)) (*admin.ReplayReport, error) {
+	plan := req
+	plan.DryRun = true
+	planned, err := b.svc.Replay(ctx, plan, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(planned.Items) == 0 {
+		return planned, nil
+	}
+	ids := map[string]bool{}
+	for _, it := range planned.Items {
+		ids[it.EventID] = true
+	}
+	targets, err := relay.BuildTargets(b.cfg)
+	if err != nil {
+		return nil, err
+	}
+	engine := deliver.New(b.store, targets, deliver.Options{Log: log, UserAgent: "hookrelay/" + versionString(), Only: func(id string) bool { return ids[id] }})
+	engine.Start(ctx)
+	b.svc.Notify = engine.Notify
+	rep, err := b.svc.Replay(ctx, req, progress)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := engine.Stop(sctx); serr != nil && err == nil {
+		err = serr
+	}
+	if progress != nil {
+		progress(admin.Progress{Done: -1})
+	}
+	return rep, err
+}
+
+// progressPrinter draws a progress bar on a terminal; elsewhere nothing.
+func progressPrinter(w io.Writer) func(admin.Progress) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(p admin.Progress) {
+		if p.Done < 0 {
+			fmt.Fprintln(w)
+			return
+		}
+		const width = 30
+		filled := 0
+		if p.Total > 0 {
+			filled = width * p.Done / p.Total
+		}
+		fmt.Fprintf(w, "\r[%s%s] %d/%d sent %d failed %d", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, p.Sent, p.Failed)
+	}
+}
+
+func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
+	via := "directly on the store"
+	if remote {
+		via = "through the running server"
+	}
+	if rep.DryRun {
+		fmt.Fprintf(out, "dry run: %d events matched, %d deliveries would be sent (nothing sent)\n", rep.Matched, len(rep.Items))
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, it := range rep.Items {
+			fmt.Fprintf(w, "  %s\t-> %s\n", it.EventID, it.Target)
+		}
+		w.Flush()
+		return
+	}
+	fmt.Fprintf(out, "replayed %s: matched %d events, %d deliveries: sent %d, failed %d", via, rep.Matched, len(rep.Items), rep.Sent, rep.Failed)
+	if rep.Pending > 0 {
+		fmt.Fprintf(out, ", no attempt yet %d", rep.Pending)
+	}
+	fmt.Fprintln(out)
+	for _, it := range rep.Items {
+		if it.Outcome == "delivered" {
+			continue
+		}
+		detail := it.Error
+		if it.StatusCode != 0 {
+			detail = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", it.StatusCode, it.Error))
+		}
+		fmt.Fprintf(out, "  %s -> %s: %s %s\n", it.EventID, it.Target, it.Outcome, detail)
+	}
+}

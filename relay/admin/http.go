@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/store"
+)
+
+// API is the part of Service the HTTP API serves; Client implements it too.
+type API interface {
+	List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error)
+	Get(ctx context.Context, id string) (*EventDetail, error)
+	Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error)
+}
+
+var _ API = (*Service)(nil)
+
+// Handler serves the admin listener:
+//
+//	GET  /metrics                 Prometheus metrics
+//	GET  /api/health              {"status":"ok"}
+//	GET  /api/events?source=&provider=&type=&status=&since=&until=&limit=&cursor=
+//	GET  /api/events/{id}
+//	POST /api/replay              ReplayRequest as JSON -> ReplayReport
+//
+// With a non-empty token every request needs "Authorization: Bearer <token>".
+func Handler(api API, metrics http.Handler, token string) http.Handler {
+	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f, err := filterFromQuery(q)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		limit := 50
+		if v := q.Get("limit"); v != "" {
+			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+				writeError(w, http.StatusBadRequest, "limit must be between 1 and 10000")
+				return
+			}
+		}
+		page, err := api.List(r.Context(), f, q.Get("cursor"), limit)
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
+	mux.HandleFunc("GET /api/events/{id}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := api.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+	})
+	mux.HandleFunc("POST /api/replay", func(w http.ResponseWriter, r *http.Request) {
+		var req ReplayRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad replay request: "+err.Error())
+			return
+		}
+		if err := req.Filter.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		rep, err := api.Replay(r.Context(), req, nil)
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	})
+	return requireToken(token, mux)
+}
+
+func requireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay admin"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func filterFromQuery(q map[string][]string) (store.Filter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := store.Filter{Source: get("source"), Provider: get("provider"), Type: get("type"), Status: get("status")}
+	var err error
+	if f.Since, err = parseTime(get("since")); err != nil {
+		return f, fmt.Errorf("since: %w", err)
+	}
+	if f.Until, err = parseTime(get("until")); err != nil {
+		return f, fmt.Errorf("until: %w", err)
+	}
+	if ids := get("ids"); ids != "" {
+		f.IDs = strings.Split(ids, ",")
+	}
+	return f, f.Validate()
+}
+
+func parseTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, v)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,240 @@
+// Package admin is hookrelay's operator interface: a Service that lists,
+// shows and replays stored events, the token-protected HTTP API that serves
+// it on the admin listener, and the Client the CLI uses to reach a running
+// server. The CLI uses the Service directly when no server is running.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/store"
+)
+
+// Router picks the targets of an event (used to replay unrouted events).
+type Router interface {
+	Targets(source, provider, eventType string) []string
+}
+
+// Service answers inspection and replay requests against an open store.
+type Service struct {
+	Store   *store.Store
+	Router  Router
+	Targets []string                // configured target names
+	Notify  func(targets ...string) // wakes the delivery engine
+	// Poll is how often Replay checks progress (default 50ms).
+	Poll time.Duration
+}
+
+// Page is one page of events.
+type Page struct {
+	Events     []store.EventView `json:"events"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+// EventDetail is one event with everything known about it.
+type EventDetail struct {
+	store.EventView
+	// Payload is the raw body as received (JSON).
+	Payload json.RawMessage `json:"payload"`
+	// CloudEvent is what targets receive.
+	CloudEvent json.RawMessage `json:"cloudevent"`
+}
+
+// ReplayRequest selects deliveries to send again.
+type ReplayRequest struct {
+	store.Filter
+	// Target sends to this target instead of the event's own targets.
+	Target string `json:"target,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	// Wait bounds how long Replay waits for the first attempt of each
+	// delivery (default 60s).
+	Wait time.Duration `json:"wait,omitempty"`
+}
+
+// ReplayItem is one (event, target) delivery of a replay.
+type ReplayItem struct {
+	EventID string `json:"event_id"`
+	Target  string `json:"target"`
+	// Outcome: planned (dry run), delivered, failed, or pending (no attempt
+	// within the wait).
+	Outcome    string `json:"outcome"`
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// ReplayReport summarises a replay.
+type ReplayReport struct {
+	Matched int          `json:"matched"`
+	Sent    int          `json:"sent"`
+	Failed  int          `json:"failed"`
+	Pending int          `json:"pending"`
+	DryRun  bool         `json:"dry_run,omitempty"`
+	Items   []ReplayItem `json:"items"`
+}
+
+// Progress is reported while a replay runs.
+type Progress struct {
+	Done, Total, Sent, Failed int
+}
+
+// List returns one page of matching events, newest first.
+func (s *Service) List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error) {
+	evs, next, err := s.Store.List(ctx, f, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &Page{Events: evs, NextCursor: next}, nil
+}
+
+// Get returns one event in detail.
+func (s *Service) Get(ctx context.Context, id string) (*EventDetail, error) {
+	v, raw, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &EventDetail{EventView: *v, CloudEvent: deliver.CloudEvent(&v.Event, raw, false)}
+	if json.Valid(raw) {
+		d.Payload = raw
+	} else {
+		d.Payload, _ = json.Marshal(string(raw))
+	}
+	return d, nil
+}
+
+// Replay requeues the selected deliveries (marked as replays: the
+// CloudEvent carries "replay": true and the request a Hookrelay-Replay
+// header) and waits for the first attempt of each. With DryRun it only
+// reports what it would send.
+func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error) {
+	if req.Target != "" && !contains(s.Targets, req.Target) {
+		return nil, fmt.Errorf("unknown target %q", req.Target)
+	}
+	rep := &ReplayReport{DryRun: req.DryRun, Items: []ReplayItem{}}
+	err := s.Store.Each(ctx, req.Filter, func(v *store.EventView) bool {
+		rep.Matched++
+		for _, t := range s.replayTargets(v, req) {
+			rep.Items = append(rep.Items, ReplayItem{EventID: v.ID, Target: t, Outcome: "planned"})
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if req.DryRun || len(rep.Items) == 0 {
+		return rep, nil
+	}
+	now := time.Now()
+	touched := map[string]bool{}
+	for i := range rep.Items {
+		it := &rep.Items[i]
+		if err := s.Store.Requeue(ctx, it.EventID, it.Target, now); err != nil {
+			it.Outcome, it.Error = "failed", err.Error()
+			continue
+		}
+		it.Outcome = "pending"
+		touched[it.Target] = true
+	}
+	if s.Notify != nil {
+		for t := range touched {
+			s.Notify(t)
+		}
+	}
+	s.wait(ctx, req.Wait, rep, progress)
+	return rep, nil
+}
+
+// replayTargets decides where an event is sent again: the requested
+// target; else its deliveries (only those in the requested status, when a
+// delivery status is asked for); else, for an unrouted event, the targets
+// today's routes select.
+func (s *Service) replayTargets(v *store.EventView, req ReplayRequest) []string {
+	if req.Target != "" {
+		return []string{req.Target}
+	}
+	var out []string
+	for _, d := range v.Deliveries {
+		if req.Status == "" || req.Status == store.StatusUnrouted || d.Status == req.Status {
+			out = append(out, d.Target)
+		}
+	}
+	if len(v.Deliveries) == 0 && s.Router != nil {
+		for _, t := range s.Router.Targets(v.Source, v.Provider, v.Type) {
+			if contains(s.Targets, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// wait polls the store until every pending item has had an attempt.
+func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayReport, progress func(Progress)) {
+	if wait <= 0 {
+		wait = 60 * time.Second
+	}
+	poll := s.Poll
+	if poll <= 0 {
+		poll = 50 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := 0
+		for i := range rep.Items {
+			it := &rep.Items[i]
+			if it.Outcome != "pending" {
+				continue
+			}
+			_, _, d, err := s.Store.LoadDelivery(it.EventID, it.Target)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				it.Outcome, it.Error = "failed", "event expired"
+			case err != nil:
+				left++
+			case d.Tries > 0 && len(d.Attempts) > 0:
+				last := d.Attempts[len(d.Attempts)-1]
+				it.StatusCode, it.Error = last.StatusCode, last.Error
+				it.Outcome = "failed"
+				if d.Status == store.StatusDelivered {
+					it.Outcome = "delivered"
+				}
+			default:
+				left++
+			}
+		}
+		rep.Sent, rep.Failed, rep.Pending = 0, 0, 0
+		for _, it := range rep.Items {
+			switch it.Outcome {
+			case "delivered":
+				rep.Sent++
+			case "failed":
+				rep.Failed++
+			case "pending":
+				rep.Pending++
+			}
+		}
+		if progress != nil {
+			progress(Progress{Done: len(rep.Items) - left, Total: len(rep.Items), Sent: rep.Sent, Failed: rep.Failed})
+		}
+		if left == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(poll):
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

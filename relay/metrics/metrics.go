@@ -1,0 +1,87 @@
+// Package metrics exposes hookrelay's Prometheus metrics. Each Metrics has
+// its own registry (no global state), served by Handler on the admin
+// listener.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics implements the ingest and delivery observers.
+type Metrics struct {
+	reg         *prometheus.Registry
+	received    *prometheus.CounterVec
+	ingestDur   *prometheus.HistogramVec
+	deliveries  *prometheus.CounterVec
+	deliveryDur *prometheus.HistogramVec
+}
+
+// New registers hookrelay's metrics, Go runtime and process collectors, and
+// a queue-depth gauge read from depth at scrape time.
+func New(depth func() map[string]int) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookrelay_webhooks_received_total",
+			Help: "Webhooks received, by source and outcome (accepted, duplicate, rejected_<reason>).",
+		}, []string{"source", "outcome"}),
+		ingestDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hookrelay_ingest_duration_seconds",
+			Help:    "Time from request to answer of POST /webhooks/<source>, by source.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"source"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookrelay_deliveries_total",
+			Help: "Delivery attempts, by target and outcome (delivered, retry, dead).",
+		}, []string{"target", "outcome"}),
+		deliveryDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hookrelay_delivery_duration_seconds",
+			Help:    "Latency of delivery attempts, by target.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"target"}),
+	}
+	m.reg.MustRegister(m.received, m.ingestDur, m.deliveries, m.deliveryDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if depth != nil {
+		m.reg.MustRegister(&depthCollector{
+			desc:  prometheus.NewDesc("hookrelay_queue_depth", "Deliveries waiting (pending or retrying), by target.", []string{"target"}, nil),
+			depth: depth,
+		})
+	}
+	return m
+}
+
+// Received counts one webhook (ingest.Metrics).
+func (m *Metrics) Received(source, outcome string, d time.Duration) {
+	m.received.WithLabelValues(source, outcome).Inc()
+	m.ingestDur.WithLabelValues(source).Observe(d.Seconds())
+}
+
+// Delivered counts one delivery attempt (deliver.Metrics).
+func (m *Metrics) Delivered(target, outcome string, d time.Duration) {
+	m.deliveries.WithLabelValues(target, outcome).Inc()
+	m.deliveryDur.WithLabelValues(target).Observe(d.Seconds())
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+type depthCollector struct {
+	desc  *prometheus.Desc
+	depth func() map[string]int
+}
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	for target, n := range c.depth() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), target)
+	}
+}

@@ -1,0 +1,242 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Filter selects events. Zero fields match everything.
+type Filter struct {
+	IDs      []string  `json:"ids,omitempty"`
+	Source   string    `json:"source,omitempty"`
+	Provider string    `json:"provider,omitempty"`
+	Type     string    `json:"type,omitempty"`   // glob, path.Match syntax
+	Status   string    `json:"status,omitempty"` // pending, delivered, dead, unrouted
+	Since    time.Time `json:"since,omitzero"`
+	Until    time.Time `json:"until,omitzero"`
+}
+
+// Validate checks the filter's glob and status.
+func (f *Filter) Validate() error {
+	if _, err := path.Match(f.Type, ""); err != nil {
+		return fmt.Errorf("bad type glob %q", f.Type)
+	}
+	switch f.Status {
+	case "", StatusPending, StatusDelivered, StatusDead, StatusUnrouted:
+	default:
+		return fmt.Errorf("unknown status %q (want pending, delivered, dead or unrouted)", f.Status)
+	}
+	return nil
+}
+
+// EventView is an event with its deliveries and derived status.
+type EventView struct {
+	Event
+	Status     string     `json:"status"`
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// EventStatus derives an event's status from its deliveries: unrouted
+// (none), dead (any dead), pending (any pending), else delivered.
+func EventStatus(ds []Delivery) string {
+	if len(ds) == 0 {
+		return StatusUnrouted
+	}
+	status := StatusDelivered
+	for _, d := range ds {
+		switch d.Status {
+		case StatusDead:
+			return StatusDead
+		case StatusPending:
+			status = StatusPending
+		}
+	}
+	return status
+}
+
+func (f *Filter) matchMeta(ev *Event) bool {
+	if f.Source != "" && ev.Source != f.Source {
+		return false
+	}
+	if f.Provider != "" && ev.Provider != f.Provider {
+		return false
+	}
+	if f.Type != "" {
+		if ok, _ := path.Match(f.Type, ev.Type); !ok {
+			return false
+		}
+	}
+	if !f.Since.IsZero() && ev.ReceivedAt.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !ev.ReceivedAt.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+// Get returns one event with its deliveries and raw body.
+func (s *Store) Get(ctx context.Context, id string) (*EventView, []byte, error) {
+	var v *EventView
+	var raw []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if v, err = s.view(txn, id); err != nil {
+			return err
+		}
+		item, err := txn.Get(rawKey(id))
+		if err != nil {
+			return err
+		}
+		raw, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event %s: %w", id, err)
+	}
+	return v, raw, nil
+}
+
+func (s *Store) view(txn *badger.Txn, id string) (*EventView, error) {
+	v := &EventView{}
+	if err := getJSON(txn, eventKey(id), &v.Event); err != nil {
+		return nil, err
+	}
+	ds, err := deliveries(txn, id)
+	if err != nil {
+		return nil, err
+	}
+	v.Deliveries = ds
+	v.Status = EventStatus(ds)
+	return v, nil
+}
+
+func deliveries(txn *badger.Txn, id string) ([]Delivery, error) {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = []byte("a/" + id + "/")
+	it := txn.NewIterator(o)
+	defer it.Close()
+	out := []Delivery{}
+	for it.Rewind(); it.Valid(); it.Next() {
+		var d Delivery
+		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &d) }); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// List returns up to limit events matching f, newest first, starting after
+// the event id cursor (""= from the newest). next is the cursor of the
+// following page, "" when there is none.
+func (s *Store) List(ctx context.Context, f Filter, cursor string, limit int) (events []EventView, next string, err error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	events = []EventView{}
+	err = s.scan(ctx, f, cursor, true, func(v *EventView) bool {
+		if len(events) == limit {
+			next = events[len(events)-1].ID
+			return false
+		}
+		events = append(events, *v)
+		return true
+	})
+	return events, next, err
+}
+
+// Each calls fn for every event matching f, oldest first, until fn returns
+// false.
+func (s *Store) Each(ctx context.Context, f Filter, fn func(*EventView) bool) error {
+	return s.scan(ctx, f, "", false, fn)
+}
+
+func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst bool, fn func(*EventView) bool) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if len(f.IDs) > 0 {
+		return s.db.View(func(txn *badger.Txn) error {
+			for _, id := range f.IDs {
+				v, err := s.view(txn, id)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if f.matchMeta(&v.Event) && (f.Status == "" || f.Status == v.Status) && !fn(v) {
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte("m/")
+		o.Reverse = newestFirst
+		it := txn.NewIterator(o)
+		defer it.Close()
+		// Ids are time-sortable: seek to the window's edge.
+		var start []byte
+		switch {
+		case newestFirst && cursor != "":
+			start = eventKey(cursor)
+		case newestFirst && !f.Until.IsZero():
+			start = eventKey(IDAt(f.Until.Add(time.Second)))
+		case newestFirst:
+			start = []byte("m/\xff")
+		case !f.Since.IsZero():
+			start = eventKey(IDAt(f.Since.Add(-time.Second)))
+		default:
+			start = []byte("m/")
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			id := strings.TrimPrefix(string(it.Item().Key()), "m/")
+			if id == cursor {
+				continue
+			}
+			var ev Event
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &ev) }); err != nil {
+				return err
+			}
+			// Stop once past the time window (ids sort by receive time).
+			if newestFirst && !f.Since.IsZero() && ev.ReceivedAt.Before(f.Since.Add(-time.Second)) {
+				return nil
+			}
+			if !newestFirst && !f.Until.IsZero() && !ev.ReceivedAt.Before(f.Until.Add(time.Second)) {
+				return nil
+			}
+			if !f.matchMeta(&ev) {
+				continue
+			}
+			ds, err := deliveries(txn, ev.ID)
+			if err != nil {
+				return err
+			}
+			v := &EventView{Event: ev, Deliveries: ds, Status: EventStatus(ds)}
+			if f.Status != "" && v.Status != f.Status {
+				continue
+			}
+			if !fn(v) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
