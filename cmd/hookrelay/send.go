@@ -48,7 +48,7 @@ func sendCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "send for `D` (with --count, whichever ends first)"},
 			&cli.IntFlag{Name: "size", Usage: "pad built-in sample bodies to about `BYTES`"},
 			&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification (local testing)"},
-			&cli.StringFlag{Name: "ids", Usage: "write the ids of accepted events to `FILE`"},
+			&cli.StringFlag{Name: "ids", Usage: "write the ids of accepted events to `FILE`, one \"<id> <accepted at, unix ns>\" a line"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no per-request output for a single request"},
 		},
@@ -57,6 +57,7 @@ func sendCommand() *cli.Command {
 }
 
 type sendResult struct {
+	at      time.Time // when the answer arrived
 	status  int
 	outcome string // accepted, duplicate, rejected, error
 	id      string
@@ -236,7 +237,8 @@ func sendOne(ctx context.Context, client *http.Client, url string, ad providers.
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	r := sendResult{status: resp.StatusCode, latency: time.Since(t0), outcome: "rejected"}
+	r := sendResult{status: resp.StatusCode, at: time.Now(), outcome: "rejected"}
+	r.latency = r.at.Sub(t0)
 	var ans struct{ Status, ID, Error string }
 	_ = json.Unmarshal(data, &ans)
 	if resp.StatusCode == http.StatusOK && (ans.Status == "accepted" || ans.Status == "duplicate") {
@@ -352,7 +354,7 @@ func writeIDs(path string, results []sendResult) error {
 	w := bufio.NewWriter(f)
 	for _, r := range results {
 		if r.outcome == "accepted" {
-			fmt.Fprintln(w, r.id)
+			fmt.Fprintf(w, "%s %d\n", r.id, r.at.UnixNano())
 		}
 	}
 	if err := w.Flush(); err != nil {

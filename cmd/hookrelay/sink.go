@@ -27,7 +27,7 @@ func sinkCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9000", Usage: "listen on `ADDR`"},
 			&cli.StringFlag{Name: "secret", Usage: "verify signatures with `whsec_...` (the target's signing_secret)", EnvVars: []string{"HOOKRELAY_SINK_SECRET"}},
-			&cli.BoolFlag{Name: "json", Usage: "print each event as one JSON line"},
+			&cli.BoolFlag{Name: "json", Usage: `print one JSON line per delivery: {"received_at","attempt","verified","event"}`},
 			&cli.IntFlag{Name: "status", Value: http.StatusOK, Usage: "answer with HTTP `CODE` (simulate a failing target)"},
 		},
 		Action: sink,
@@ -49,6 +49,7 @@ func (s *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	received := time.Now()
 	if err != nil {
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
 		return
@@ -74,8 +75,8 @@ func (s *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.print(func(out *bufio.Writer) {
 		if s.json {
-			out.Write(compactJSON(body))
-			out.WriteByte('\n')
+			fmt.Fprintf(out, `{"received_at":%q,"attempt":%q,"verified":%t,"event":%s}`+"\n",
+				received.Format(time.RFC3339Nano), r.Header.Get("Hookrelay-Attempt"), s.verifier != nil, compactJSON(body))
 			return
 		}
 		replay := ""

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ var _ API = (*Service)(nil)
 //	GET  /api/events?source=&provider=&type=&status=&since=&until=&limit=&cursor=
 //	GET  /api/events/{id}
 //	POST /api/replay              ReplayRequest as JSON -> ReplayReport
+//	GET  /debug/pprof/...         Go profiling
 //
 // With a non-empty token every request needs "Authorization: Bearer <token>".
 func Handler(api API, metrics http.Handler, token string) http.Handler {
@@ -37,6 +39,11 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
