@@ -83,3 +83,21 @@ func Scalar(v any) string {
 	}
 	return ""
 }
+
+// Field returns the scalar at a dotted path of a decoded body as a string
+// ("" if it is absent or not a scalar): Scalar(Lookup(doc, path)).
+func Field(doc map[string]any, path string) string {
+	return Scalar(Lookup(doc, path))
+}
+
+// JoinKey joins the parts of a default dedupe key with ":". It returns "" if
+// any part is empty: a key built from some of its fields would merge
+// distinct events, so the caller falls back to the body hash instead.
+func JoinKey(parts ...string) string {
+	for _, p := range parts {
+		if p == "" {
+			return ""
+		}
+	}
+	return strings.Join(parts, ":")
+}

@@ -64,10 +64,9 @@ func DecodeObject(body []byte) (map[string]any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: %v", verify.ErrInvalidJSON, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON value", verify.ErrInvalidJSON)
-	}
-	if _, err := dec.Token(); err == nil {
+	// Anything but whitespace after the value is an error, as in Python's
+	// json.loads ("Extra data"). dec.More and dec.Token miss a stray "]".
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, fmt.Errorf("%w: trailing data after the JSON value", verify.ErrInvalidJSON)
 	}
 	m, ok := v.(map[string]any)
@@ -86,11 +85,16 @@ func ParseTime(v any) time.Time {
 		return time.Time{}
 	}
 	if n, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "-:T") {
+		// Only finite, non-negative values that fit the unix-seconds range
+		// that ParseTimestamp accepts; NaN, Inf and 1e300 are unreadable.
+		if n < 0 || n > 1<<40 || n != n {
+			return time.Time{}
+		}
 		sec := int64(n)
 		return time.Unix(sec, int64((n-float64(sec))*1e9)).UTC()
 	}
 	if t, ok := verify.ParseISO8601(s); ok {
-		return t
+		return t.UTC()
 	}
 	return time.Time{}
 }

@@ -105,10 +105,12 @@ func MatchAny(secrets [][]byte, sigs [][]byte, parts ...[]byte) error {
 	return ErrNoValidSignature
 }
 
-// EqualString compares two strings in constant time (for their common
-// length; the length itself is not secret).
+// EqualString compares two strings in constant time. Both are hashed first,
+// so neither the position of the first difference nor the length of the
+// expected value (a configured header value, say) shows in the timing.
 func EqualString(a, b string) bool {
-	return hmac.Equal([]byte(a), []byte(b))
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return hmac.Equal(ha[:], hb[:])
 }
 
 func boolInt(b bool) int {

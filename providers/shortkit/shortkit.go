@@ -1,0 +1,233 @@
+// Package shortkit verifies and parses shortkit webhooks and callbacks.
+//
+// Three schemes, chosen per source with the scheme option, never guessed
+// per request:
+//
+//   - "timestamp" (the default): "X-Shortform-Signature: sha256=<hex>", the
+//     HMAC-SHA256 of "<X-Shortform-Timestamp>.<raw body>"; the timestamp is
+//     unix seconds and must be within the tolerance (default 300 s).
+//   - "body-only" (shortkit's older API): the signature is the plain hex
+//     HMAC of the raw body ("sha256=" accepted but not required);
+//     X-Shortform-Timestamp is optional and, when present (ISO 8601 or unix
+//     seconds), checked against the tolerance. It is not signed.
+//   - "callback-header" (the current callbackUrl callbacks): no signature;
+//     the header named by the header option must carry the value option,
+//     compared in constant time. The value plays the secret's part, so the
+//     secrets option is not used.
+//
+// The key of the signed schemes is the secret string as UTF-8 bytes, whsec_
+// prefix included.
+package shortkit
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Name is the provider name used in the config file.
+const Name = "shortkit"
+
+// Schemes.
+const (
+	SchemeTimestamp      = "timestamp"
+	SchemeBodyOnly       = "body-only"
+	SchemeCallbackHeader = "callback-header"
+)
+
+// Header names and the signature prefix.
+const (
+	SignatureHeader  = "X-Shortform-Signature"
+	TimestampHeader  = "X-Shortform-Timestamp"
+	DeliveryIDHeader = "X-Shortform-Delivery-ID"
+	SignaturePrefix  = "sha256="
+)
+
+// DefaultTolerance is the timestamp window when the source sets none.
+const DefaultTolerance = 300 * time.Second
+
+var _ providers.Adapter = (*Adapter)(nil)
+
+// Adapter verifies, parses and signs shortkit requests for one source.
+type Adapter struct {
+	scheme    string
+	secrets   [][]byte // signed schemes
+	tolerance time.Duration
+	header    string // callback-header
+	value     string // callback-header
+}
+
+// New returns an adapter for opts. The signed schemes take the secrets and
+// tolerance options; callback-header takes header and value instead. An
+// empty secret list or secret, or an empty callback value, is an error
+// wrapping verify.ErrEmptySecret.
+func New(opts providers.Options) (*Adapter, error) {
+	a := &Adapter{scheme: opts.Scheme}
+	switch opts.Scheme {
+	case "", SchemeTimestamp:
+		a.scheme = SchemeTimestamp
+	case SchemeBodyOnly:
+	case SchemeCallbackHeader:
+		return newCallback(opts)
+	default:
+		return nil, &providers.OptionError{Provider: Name, Option: providers.OptScheme,
+			Err: fmt.Errorf("unknown scheme %q (want %s, %s or %s)", opts.Scheme, SchemeTimestamp, SchemeBodyOnly, SchemeCallbackHeader)}
+	}
+	if err := opts.Only(Name, providers.OptScheme); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.secrets, err = opts.SecretBytes(Name); err != nil {
+		return nil, err
+	}
+	if a.tolerance, err = opts.ToleranceOr(Name, DefaultTolerance); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func newCallback(opts providers.Options) (*Adapter, error) {
+	if err := opts.Only(Name, providers.OptScheme, providers.OptHeader, providers.OptValue); err != nil {
+		return nil, err
+	}
+	if _, err := opts.ToleranceOr(Name, 0); err != nil {
+		return nil, err
+	}
+	if len(opts.Secrets) > 0 {
+		return nil, &providers.OptionError{Provider: Name, Option: providers.OptSecrets,
+			Err: errors.New("not used by scheme callback-header (the expected header value is the value option)")}
+	}
+	if opts.Header == "" {
+		return nil, &providers.OptionError{Provider: Name, Option: providers.OptHeader, Err: errors.New("required by scheme callback-header")}
+	}
+	if !providers.ValidHeaderName(opts.Header) {
+		return nil, &providers.OptionError{Provider: Name, Option: providers.OptHeader, Err: fmt.Errorf("%q is not a valid header name", opts.Header)}
+	}
+	if opts.Value == "" {
+		return nil, &providers.OptionError{Provider: Name, Option: providers.OptValue,
+			Err: fmt.Errorf("required by scheme callback-header: %w", verify.ErrEmptySecret)}
+	}
+	return &Adapter{scheme: SchemeCallbackHeader, header: opts.Header, value: opts.Value}, nil
+}
+
+// Scheme returns the adapter's scheme (SchemeTimestamp for the default).
+func (a *Adapter) Scheme() string { return a.scheme }
+
+// Verify checks the request according to the source's scheme.
+func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	var err error
+	switch a.scheme {
+	case SchemeCallbackHeader:
+		err = a.verifyCallback(h)
+	case SchemeBodyOnly:
+		err = a.verifyBodyOnly(h, body, now)
+	default:
+		err = a.verifyTimestamp(h, body, now)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+func (a *Adapter) verifyTimestamp(h http.Header, body []byte, now time.Time) error {
+	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	if err != nil {
+		return err
+	}
+	tsRaw := h.Get(TimestampHeader)
+	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, false)
+	if err != nil {
+		return err
+	}
+	if err := verify.MatchAny(a.secrets, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+		return err
+	}
+	return verify.CheckWindow(ts, now, a.tolerance)
+}
+
+func (a *Adapter) verifyBodyOnly(h http.Header, body []byte, now time.Time) error {
+	v := strings.TrimSpace(h.Get(SignatureHeader))
+	if len(v) > len(SignaturePrefix) && strings.EqualFold(v[:len(SignaturePrefix)], SignaturePrefix) {
+		v = v[len(SignaturePrefix):]
+	}
+	sig, err := verify.ParsePrefixedHex(SignatureHeader, v, "")
+	if err != nil {
+		return err
+	}
+	var ts time.Time
+	tsRaw := h.Get(TimestampHeader)
+	if tsRaw != "" {
+		if ts, err = verify.ParseTimestamp(TimestampHeader, tsRaw, true); err != nil {
+			return err
+		}
+	}
+	if err := verify.MatchAny(a.secrets, [][]byte{sig}, body); err != nil {
+		return err
+	}
+	if tsRaw != "" {
+		return verify.CheckWindow(ts, now, a.tolerance)
+	}
+	return nil
+}
+
+func (a *Adapter) verifyCallback(h http.Header) error {
+	got := h.Get(a.header)
+	if got == "" {
+		return verify.Missing(a.header)
+	}
+	if !verify.EqualString(got, a.value) {
+		return fmt.Errorf("%w: %s does not carry the configured value", verify.ErrNoValidSignature, a.header)
+	}
+	return nil
+}
+
+// Parse extracts the event: type from body "event", subject from
+// "data.contentId", time from "timestamp", delivery id and dedupe key from
+// X-Shortform-Delivery-ID (the same on every retry). Without that header,
+// as with callbacks, the dedupe key is empty and the caller falls back to
+// the body hash: a key made of event and content id could merge two
+// distinct callbacks about the same content.
+func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
+	doc, err := providers.DecodeObject(body)
+	if err != nil {
+		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	id := h.Get(DeliveryIDHeader)
+	return providers.Event{
+		Type:       providers.Field(doc, "event"),
+		Subject:    providers.Field(doc, "data.contentId"),
+		Time:       providers.ParseTime(doc["timestamp"]),
+		DeliveryID: id,
+		DedupeKey:  id,
+	}, nil
+}
+
+// Sign returns the headers shortkit would send with body at now under the
+// source's scheme, signed with the first configured secret: the signature
+// and unix timestamp (timestamp), the plain hex signature and an RFC 3339
+// timestamp (body-only), or the configured header (callback-header). No
+// delivery id (DeliveryIDHeader, unsigned) is set.
+func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	switch a.scheme {
+	case SchemeCallbackHeader:
+		h.Set(a.header, a.value)
+	case SchemeBodyOnly:
+		h.Set(TimestampHeader, now.UTC().Format(time.RFC3339))
+		h.Set(SignatureHeader, hex.EncodeToString(verify.HMACSHA256(a.secrets[0], body)))
+	default:
+		ts := strconv.FormatInt(now.Unix(), 10)
+		h.Set(TimestampHeader, ts)
+		h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], []byte(ts), []byte("."), body)))
+	}
+	return h, nil
+}

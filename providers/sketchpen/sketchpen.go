@@ -1,0 +1,110 @@
+// Package sketchpen verifies and parses Sketchpen webhooks.
+//
+// Sketchpen signs "<X-Sketchpen-Timestamp>.<raw body>" with HMAC-SHA256 and
+// sends "X-Sketchpen-Signature: sha256=<hex>". The key is the secret string
+// as UTF-8 bytes, whsec_ prefix included. The timestamp is unix seconds (RFC
+// 3339 is accepted too).
+package sketchpen
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Name is the provider name used in the config file.
+const Name = "sketchpen"
+
+// Header names and the signature prefix.
+const (
+	SignatureHeader = "X-Sketchpen-Signature"
+	TimestampHeader = "X-Sketchpen-Timestamp"
+	SignaturePrefix = "sha256="
+)
+
+// DefaultTolerance is the timestamp window when the source sets none.
+const DefaultTolerance = 5 * time.Minute
+
+var _ providers.Adapter = (*Adapter)(nil)
+
+// Adapter verifies, parses and signs Sketchpen webhooks for one source.
+type Adapter struct {
+	secrets   [][]byte
+	tolerance time.Duration
+}
+
+// New returns an adapter for opts. It accepts the secrets and tolerance
+// options only; an empty secret list or secret is an error wrapping
+// verify.ErrEmptySecret.
+func New(opts providers.Options) (*Adapter, error) {
+	if err := opts.Only(Name); err != nil {
+		return nil, err
+	}
+	secrets, err := opts.SecretBytes(Name)
+	if err != nil {
+		return nil, err
+	}
+	tol, err := opts.ToleranceOr(Name, DefaultTolerance)
+	if err != nil {
+		return nil, err
+	}
+	return &Adapter{secrets: secrets, tolerance: tol}, nil
+}
+
+// Verify checks the signature against every secret, then the timestamp
+// window. Missing or malformed headers are reported before the signature is
+// computed.
+func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	tsRaw := h.Get(TimestampHeader)
+	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, true)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := verify.MatchAny(a.secrets, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := verify.CheckWindow(ts, now, a.tolerance); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// Parse extracts the event: type from body "event", subject from
+// "video_id", time from "created_at" (unix seconds), and the dedupe key
+// "<event>:<video_id>:<created_at>" (empty unless all three are present).
+func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
+	doc, err := providers.DecodeObject(body)
+	if err != nil {
+		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	event := providers.Field(doc, "event")
+	videoID := providers.Field(doc, "video_id")
+	created := providers.Field(doc, "created_at")
+	return providers.Event{
+		Type:      event,
+		Subject:   videoID,
+		Time:      providers.ParseTime(doc["created_at"]),
+		DedupeKey: providers.JoinKey(event, videoID, created),
+	}, nil
+}
+
+// Sign returns the headers Sketchpen would send with body at now, signed
+// with the first configured secret.
+func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	mac := verify.HMACSHA256(a.secrets[0], []byte(ts), []byte("."), body)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(TimestampHeader, ts)
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(mac))
+	return h, nil
+}

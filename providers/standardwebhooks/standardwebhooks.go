@@ -1,0 +1,194 @@
+// Package standardwebhooks verifies, parses and signs Standard Webhooks
+// (https://www.standardwebhooks.com/).
+//
+// The sender signs "<webhook-id>.<webhook-timestamp>.<raw body>" with
+// HMAC-SHA256 keyed by the base64-decoded secret ("whsec_<base64>"; the
+// prefix is optional) and sends "webhook-signature: v1,<base64>", a
+// space-separated list from which entries of other versions are ignored.
+// The timestamp is unix seconds; both too old and too new are rejected.
+package standardwebhooks
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Name is the provider name used in the config file.
+const Name = "standard-webhooks"
+
+// Header names.
+const (
+	IDHeader        = "webhook-id"
+	TimestampHeader = "webhook-timestamp"
+	SignatureHeader = "webhook-signature"
+)
+
+// SecretPrefix starts a Standard Webhooks secret.
+const SecretPrefix = "whsec_"
+
+// DefaultTolerance is the timestamp window when the source sets none.
+const DefaultTolerance = 5 * time.Minute
+
+var _ providers.Adapter = (*Adapter)(nil)
+
+// Adapter verifies, parses and signs Standard Webhooks for one source.
+type Adapter struct {
+	keys      [][]byte
+	tolerance time.Duration
+}
+
+// New returns an adapter for opts. It accepts the secrets and tolerance
+// options. A secret that is not base64 (after an optional whsec_ prefix) is
+// an error; an empty secret list, or a secret that decodes to no bytes, is
+// an error wrapping verify.ErrEmptySecret.
+func New(opts providers.Options) (*Adapter, error) {
+	if err := opts.Only(Name); err != nil {
+		return nil, err
+	}
+	raw, err := opts.SecretBytes(Name)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, len(raw))
+	for i, s := range raw {
+		if keys[i], err = DecodeSecret(string(s)); err != nil {
+			return nil, &providers.OptionError{Provider: Name, Option: fmt.Sprintf("%s[%d]", providers.OptSecrets, i), Err: err}
+		}
+	}
+	tol, err := opts.ToleranceOr(Name, DefaultTolerance)
+	if err != nil {
+		return nil, err
+	}
+	return &Adapter{keys: keys, tolerance: tol}, nil
+}
+
+// DecodeSecret returns the HMAC key of a secret: the base64 (standard or
+// URL alphabet, padding optional) after an optional whsec_ prefix. Its
+// errors never contain the secret.
+func DecodeSecret(secret string) ([]byte, error) {
+	key, err := verify.DecodeBase64(strings.TrimPrefix(secret, SecretPrefix))
+	if err != nil {
+		return nil, errors.New("not base64 (want whsec_<base64>)")
+	}
+	if len(key) == 0 {
+		return nil, verify.ErrEmptySecret
+	}
+	return key, nil
+}
+
+// ParseSignatures returns the decoded v1 signatures of a webhook-signature
+// header value. Entries of other versions, and entries that are not
+// "v1,<base64 of 32 bytes>", are skipped; if no v1 signature remains the
+// error wraps verify.ErrMalformedHeader (verify.ErrMissingHeader for an
+// empty value).
+func ParseSignatures(value string) ([][]byte, error) {
+	entries := strings.Fields(value)
+	if len(entries) == 0 {
+		return nil, verify.Missing(SignatureHeader)
+	}
+	var sigs [][]byte
+	for _, e := range entries {
+		version, b64, ok := strings.Cut(e, ",")
+		if !ok || version != "v1" {
+			continue
+		}
+		sig, err := verify.DecodeBase64(b64)
+		if err != nil || len(sig) != sha256.Size {
+			continue
+		}
+		sigs = append(sigs, sig)
+	}
+	if len(sigs) == 0 {
+		return nil, verify.Malformed(SignatureHeader)
+	}
+	return sigs, nil
+}
+
+// Verify checks the headers, then the signatures against every secret, then
+// the timestamp window.
+func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	id := h.Get(IDHeader)
+	if id == "" {
+		return fmt.Errorf("%s: %w", Name, verify.Missing(IDHeader))
+	}
+	tsRaw := h.Get(TimestampHeader)
+	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	sigs, err := ParseSignatures(h.Get(SignatureHeader))
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := verify.MatchAny(a.keys, sigs, []byte(id), []byte("."), []byte(tsRaw), []byte("."), body); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := verify.CheckWindow(ts, now, a.tolerance); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// Parse extracts the event: type from body "type" (else "event"), subject
+// from "data.id", time from "timestamp", and webhook-id as both delivery id
+// and dedupe key (the id is the same on every retry).
+func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
+	doc, err := providers.DecodeObject(body)
+	if err != nil {
+		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	typ := providers.Field(doc, "type")
+	if typ == "" {
+		typ = providers.Field(doc, "event")
+	}
+	id := h.Get(IDHeader)
+	return providers.Event{
+		Type:       typ,
+		Subject:    providers.Field(doc, "data.id"),
+		Time:       providers.ParseTime(doc["timestamp"]),
+		DeliveryID: id,
+		DedupeKey:  id,
+	}, nil
+}
+
+// Sign returns Standard Webhooks headers for body at now, signed with the
+// first configured secret. The message id is derived from the timestamp and
+// body ("msg_" and 24 hex digits), so equal input gives equal headers; use
+// SignWithID to choose the id.
+func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sum := sha256.Sum256(append([]byte(ts+"."), body...))
+	return a.SignWithID("msg_"+hex.EncodeToString(sum[:12]), body, now)
+}
+
+// SignWithID returns Standard Webhooks headers for the message id, body and
+// now, signed with the first configured secret.
+func (a *Adapter) SignWithID(id string, body []byte, now time.Time) (http.Header, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%s: sign: empty message id", Name)
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(IDHeader, id)
+	h.Set(TimestampHeader, ts)
+	h.Set(SignatureHeader, Signature(a.keys[0], id, ts, body))
+	return h, nil
+}
+
+// Signature returns the webhook-signature entry "v1,<base64>" for key (the
+// decoded secret, see DecodeSecret), message id, timestamp and body.
+func Signature(key []byte, id, timestamp string, body []byte) string {
+	mac := verify.HMACSHA256(key, []byte(id), []byte("."), []byte(timestamp), []byte("."), body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac)
+}

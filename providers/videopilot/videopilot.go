@@ -1,0 +1,94 @@
+// Package videopilot verifies and parses VideoPilot webhooks.
+//
+// VideoPilot signs the raw body with HMAC-SHA256 and sends
+// "X-VideoPilot-Signature: sha256=<hex>". The key is the secret string as
+// UTF-8 bytes. No timestamp is sent in the headers, so there is no window to
+// check; replays are caught by the dedupe key.
+package videopilot
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Name is the provider name used in the config file.
+const Name = "videopilot"
+
+// SignatureHeader carries "sha256=<hex>".
+const (
+	SignatureHeader = "X-VideoPilot-Signature"
+	SignaturePrefix = "sha256="
+)
+
+var _ providers.Adapter = (*Adapter)(nil)
+
+// Adapter verifies, parses and signs VideoPilot webhooks for one source.
+type Adapter struct {
+	secrets [][]byte
+}
+
+// New returns an adapter for opts. It accepts the secrets option (and
+// ignores tolerance: VideoPilot sends no timestamp header); an empty secret
+// list or secret is an error wrapping verify.ErrEmptySecret.
+func New(opts providers.Options) (*Adapter, error) {
+	if err := opts.Only(Name); err != nil {
+		return nil, err
+	}
+	secrets, err := opts.SecretBytes(Name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := opts.ToleranceOr(Name, 0); err != nil {
+		return nil, err
+	}
+	return &Adapter{secrets: secrets}, nil
+}
+
+// Verify checks the signature of the raw body against every secret.
+func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if err := verify.MatchAny(a.secrets, [][]byte{sig}, body); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// Parse extracts the event: type from body "event", subject from
+// "data.video_id", time from "timestamp" (ISO 8601), and the dedupe key
+// "<event>:<data.render_job_id or data.video_id>:<timestamp>" (empty unless
+// all three are present).
+func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
+	doc, err := providers.DecodeObject(body)
+	if err != nil {
+		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	event := providers.Field(doc, "event")
+	videoID := providers.Field(doc, "data.video_id")
+	job := providers.Field(doc, "data.render_job_id")
+	if job == "" {
+		job = videoID
+	}
+	return providers.Event{
+		Type:      event,
+		Subject:   videoID,
+		Time:      providers.ParseTime(doc["timestamp"]),
+		DedupeKey: providers.JoinKey(event, job, providers.Field(doc, "timestamp")),
+	}, nil
+}
+
+// Sign returns the headers VideoPilot would send with body, signed with the
+// first configured secret.
+func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], body)))
+	return h, nil
+}

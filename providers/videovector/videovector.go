@@ -1,0 +1,156 @@
+// Package videovector verifies and parses VideoVector webhooks.
+//
+// VideoVector signs json.dumps(payload, sort_keys=True) (CPython) with
+// HMAC-SHA256 and sends "X-Webhook-Signature: sha256=<hex>"; the key is the
+// secret string as UTF-8 bytes. The wire body normally is that canonical
+// form, so the raw body is checked first; a body re-encoded on the way is
+// re-serialized with verify.CanonicalJSON and checked again. There is no
+// timestamp. A source may pin its webhook with the webhook_id option, which
+// must then equal X-Webhook-ID.
+package videovector
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/verify"
+)
+
+// Name is the provider name used in the config file.
+const Name = "videovector"
+
+// Header names and the signature prefix.
+const (
+	SignatureHeader  = "X-Webhook-Signature"
+	WebhookIDHeader  = "X-Webhook-ID"
+	EventTypeHeader  = "X-Event-Type"
+	DeliveryIDHeader = "X-Delivery-ID"
+	SignaturePrefix  = "sha256="
+)
+
+var _ providers.Adapter = (*Adapter)(nil)
+
+// Adapter verifies, parses and signs VideoVector webhooks for one source.
+type Adapter struct {
+	secrets   [][]byte
+	webhookID string
+}
+
+// New returns an adapter for opts. It accepts the secrets and webhook_id
+// options (tolerance is ignored: VideoVector sends no timestamp); an empty
+// secret list or secret is an error wrapping verify.ErrEmptySecret.
+func New(opts providers.Options) (*Adapter, error) {
+	if err := opts.Only(Name, providers.OptWebhookID); err != nil {
+		return nil, err
+	}
+	secrets, err := opts.SecretBytes(Name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := opts.ToleranceOr(Name, 0); err != nil {
+		return nil, err
+	}
+	return &Adapter{secrets: secrets, webhookID: opts.WebhookID}, nil
+}
+
+// Verify checks X-Webhook-ID (when the source pins one; a missing or other
+// id wraps verify.ErrWebhookIDMismatch), then the signature over the raw
+// body and, only if that fails, over the body's canonical JSON.
+func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	if a.webhookID != "" {
+		got := h.Get(WebhookIDHeader)
+		if got == "" {
+			return fmt.Errorf("%s: %w: %s header missing", Name, verify.ErrWebhookIDMismatch, WebhookIDHeader)
+		}
+		if !verify.EqualString(got, a.webhookID) {
+			return fmt.Errorf("%s: %w: %s is not the configured webhook_id", Name, verify.ErrWebhookIDMismatch, WebhookIDHeader)
+		}
+	}
+	sigs := [][]byte{sig}
+	if verify.MatchAny(a.secrets, sigs, body) == nil {
+		return nil
+	}
+	canon, err := verify.CanonicalJSON(body)
+	if err != nil {
+		return fmt.Errorf("%s: %w (and the body has no canonical JSON form: %v)", Name, verify.ErrNoValidSignature, err)
+	}
+	if bytes.Equal(canon, body) {
+		return fmt.Errorf("%s: %w", Name, verify.ErrNoValidSignature)
+	}
+	if err := verify.MatchAny(a.secrets, sigs, canon); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// Parse extracts the event: type from X-Event-Type (else body "event"),
+// subject from body "data.id" (else "id"), time from "created_at", delivery
+// id from X-Delivery-ID, and the dedupe key X-Delivery-ID, else body "id"
+// (test events carry no delivery id).
+func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
+	doc, err := providers.DecodeObject(body)
+	if err != nil {
+		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
+	}
+	ev := providers.Event{
+		Type:       h.Get(EventTypeHeader),
+		Subject:    providers.Field(doc, "data.id"),
+		Time:       providers.ParseTime(doc["created_at"]),
+		DeliveryID: h.Get(DeliveryIDHeader),
+		DedupeKey:  h.Get(DeliveryIDHeader),
+	}
+	if ev.Type == "" {
+		ev.Type = providers.Field(doc, "event")
+	}
+	if ev.Subject == "" {
+		ev.Subject = providers.Field(doc, "id")
+	}
+	if ev.DedupeKey == "" {
+		ev.DedupeKey = providers.Field(doc, "id")
+	}
+	return ev, nil
+}
+
+// Delivery holds the optional headers VideoVector sends beside the
+// signature. Empty fields are not sent.
+type Delivery struct {
+	EventType  string // X-Event-Type
+	DeliveryID string // X-Delivery-ID
+	WebhookID  string // X-Webhook-ID; overrides the source's webhook_id
+}
+
+// Sign returns the headers VideoVector would send with body: the signature
+// over the canonical JSON of body (made with the first configured secret)
+// and, if the source pins one, X-Webhook-ID. It fails if body is not JSON.
+// Use SignDelivery to add the event type and delivery id.
+func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
+	return a.SignDelivery(body, now, Delivery{})
+}
+
+// SignDelivery is Sign plus the non-empty headers of d.
+func (a *Adapter) SignDelivery(body []byte, now time.Time, d Delivery) (http.Header, error) {
+	canon, err := verify.CanonicalJSON(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sign: %w", Name, err)
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], canon)))
+	if d.WebhookID == "" {
+		d.WebhookID = a.webhookID
+	}
+	for name, v := range map[string]string{WebhookIDHeader: d.WebhookID, EventTypeHeader: d.EventType, DeliveryIDHeader: d.DeliveryID} {
+		if v != "" {
+			h.Set(name, v)
+		}
+	}
+	return h, nil
+}
