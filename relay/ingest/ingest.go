@@ -76,16 +76,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/healthz":
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case p == "/readyz":
-		if h.Ready != nil {
-			if err := h.Ready(); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-				return
-			}
+		if err := h.ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	default:
 		writeError(w, http.StatusNotFound, "not found")
 	}
+}
+
+// ready reports whether the store is open (if it can tell, see
+// store.Store.Ready) and h.Ready holds.
+func (h *Handler) ready() error {
+	if r, ok := h.Store.(interface{ Ready() error }); ok {
+		if err := r.Ready(); err != nil {
+			return err
+		}
+	}
+	if h.Ready != nil {
+		return h.Ready()
+	}
+	return nil
 }
 
 func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {

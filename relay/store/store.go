@@ -162,6 +162,14 @@ func (s *Store) Close(ctx context.Context) error {
 	return nil
 }
 
+// Ready returns ErrUnavailable once the store is closed (for /readyz).
+func (s *Store) Ready() error {
+	if s.db.IsClosed() {
+		return ErrUnavailable
+	}
+	return nil
+}
+
 func (s *Store) gcLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(5 * time.Minute)
