@@ -81,7 +81,7 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	if days, ok := strings.CutSuffix(v, "d"); ok {
-		if d, err := time.ParseDuration(days + "h"); err == nil {
+		if d, err := time.ParseDuration(days + "h"); err == nil && d >= 0 {
 			return now.Add(-24 * d), nil
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,8 +168,17 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 		return err
 	}
 	if len(f.IDs) > 0 {
+		// Ids are time-sortable: visit them in scan order, each once,
+		// resuming after the cursor (which only newest-first scans use).
+		ids := slices.Compact(slices.Sorted(slices.Values(f.IDs)))
+		if newestFirst {
+			slices.Reverse(ids)
+		}
 		return s.db.View(func(txn *badger.Txn) error {
-			for _, id := range f.IDs {
+			for _, id := range ids {
+				if cursor != "" && id >= cursor {
+					continue
+				}
 				v, err := s.view(txn, id)
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					continue
