@@ -251,9 +251,13 @@ func (d *dispatcher) run(ctx context.Context) {
 					}
 				}
 			}
-			if !next.IsZero() {
-				resetTimer(timer, time.Until(next))
+			// Wake for the next due entry, and at least every Rescan for the
+			// full scan that catches anything the cursor skipped.
+			wait := d.e.opts.Rescan
+			if !next.IsZero() && time.Until(next) < wait {
+				wait = time.Until(next)
 			}
+			resetTimer(timer, wait)
 		}
 		select {
 		case <-ctx.Done():

@@ -79,7 +79,7 @@ func seed(t *testing.T, st *store.Store, base time.Time, fx []*fixture) {
 		record := func(targets []string, status string, code int) {
 			for _, tg := range targets {
 				a := store.Attempt{At: f.receivedAt.Add(time.Second), StatusCode: code, LatencyMS: 1}
-				if err := st.RecordAttempt(ctx, f.id, tg, store.QueueKey(tg, f.receivedAt, f.id), a, status, time.Time{}); err != nil {
+				if err := st.RecordAttempt(ctx, f.id, tg, queueKeyOf(t, st, f.id, tg), a, status, time.Time{}); err != nil {
 					t.Fatalf("RecordAttempt #%d %s: %v", i, tg, err)
 				}
 			}
@@ -401,7 +401,7 @@ func TestRequeue(t *testing.T) {
 		t.Fatalf("queue depth after ingest = %d, want 1", got)
 	}
 	a := store.Attempt{At: received, StatusCode: 404}
-	if err := st.RecordAttempt(ctx, id, "media", store.QueueKey("media", received, id), a, store.StatusDead, time.Time{}); err != nil {
+	if err := st.RecordAttempt(ctx, id, "media", queueKeyOf(t, st, id, "media"), a, store.StatusDead, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := depth("media"); got != 0 {
@@ -448,4 +448,15 @@ func TestRequeue(t *testing.T) {
 	if got := depth("media"); got != 1 {
 		t.Errorf("queue depth after a second Requeue = %d, want 1", got)
 	}
+}
+
+// queueKeyOf returns the queue entry of a pending delivery (due at commit
+// time, which the store chooses).
+func queueKeyOf(t *testing.T, st *store.Store, id, target string) []byte {
+	t.Helper()
+	_, _, d, err := st.LoadDelivery(id, target)
+	if err != nil {
+		t.Fatalf("LoadDelivery %s/%s: %v", id, target, err)
+	}
+	return store.QueueKey(target, d.NextAt, id)
 }

@@ -101,9 +101,11 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	ingestCh chan *ingestReq
+	loopDone chan struct{} // closed when the committer has exited
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 // Open opens (creating if needed) the store at opts.Path.
@@ -140,10 +142,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, dedupe: ix, retention: opts.Retention, log: opts.Logger, stop: make(chan struct{})}
+	s := &Store{db: db, dedupe: ix, retention: opts.Retention, log: opts.Logger,
+		ingestCh: make(chan *ingestReq, maxBatchEvents), loopDone: make(chan struct{}), stop: make(chan struct{})}
 	if !opts.ReadOnly {
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.gcLoop()
+		go s.commitLoop()
 	}
 	return s, nil
 }
@@ -199,60 +203,194 @@ type Result struct {
 	Duplicate bool
 }
 
+// Group-commit limits: one ingest transaction holds at most this many
+// events and bytes of bodies.
+const (
+	maxBatchEvents = 256
+	maxBatchBytes  = 2 << 20
+)
+
+// ingestReq is one Ingest call waiting for the committer.
+type ingestReq struct {
+	ev   *Event
+	meta []byte
+	raw  []byte
+	key  []byte
+	done chan ingestResp
+}
+
+type ingestResp struct {
+	res Result
+	err error
+}
+
 // Ingest claims the event's dedupe key and, if it is new, stores the event,
-// its raw body and one pending delivery per target, all in one transaction.
-// ev.ID is assigned here. A duplicate returns the first event's id.
+// its raw body and one pending delivery per target, atomically. ev.ID is
+// assigned here. A duplicate returns the first event's id.
+//
+// Calls are group-committed: one goroutine gathers the requests waiting at
+// that moment into one Badger transaction, so concurrent webhooks share a
+// commit (and, with sync on, one fsync). Ingest returns only after the
+// transaction holding its event has committed.
 func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte) (Result, error) {
 	key := dedupe.Key(ev.Source, ev.DedupeKey)
-	now := ev.ReceivedAt
-	if id, ok := s.dedupe.Cached(key, now); ok {
+	if id, ok := s.dedupe.Cached(key, ev.ReceivedAt); ok {
 		return Result{ID: id, Duplicate: true}, nil
 	}
-	for try := 0; ; try++ {
-		if err := ctx.Err(); err != nil {
-			return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	req := &ingestReq{ev: ev, raw: raw, key: key, done: make(chan ingestResp, 1)}
+	select {
+	case s.ingestCh <- req:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-s.stop:
+		return Result{}, fmt.Errorf("%w: store closed", ErrUnavailable)
+	}
+	// Once queued, wait for the outcome even if ctx ends: the event may be
+	// committed, and the caller must not answer as if it were not. If the
+	// committer has exited, nothing will commit it.
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-s.loopDone:
+		select {
+		case r := <-req.done:
+			return r.res, r.err
+		default:
+			return Result{}, fmt.Errorf("%w: store closed", ErrUnavailable)
 		}
-		ev.ID = s.ids.New(now)
-		claim, err := s.ingestTxn(ev, raw, key, now)
-		if errors.Is(err, badger.ErrConflict) && try < 20 {
-			continue // a concurrent claim of the same key (or a queue key) won: look again
-		}
-		if err != nil {
-			return Result{}, fmt.Errorf("%w: store event: %w", ErrUnavailable, err)
-		}
-		s.dedupe.Remember(key, claim.ID, claim.Expires)
-		return Result{ID: claim.ID, Duplicate: claim.Dup}, nil
 	}
 }
 
-func (s *Store) ingestTxn(ev *Event, raw, key []byte, now time.Time) (dedupe.Claim, error) {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	claim, err := s.dedupe.Claim(txn, key, ev.ID, now)
+// commitLoop is the single ingest committer.
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	defer close(s.loopDone)
+	batch := make([]*ingestReq, 0, maxBatchEvents)
+	for {
+		var first *ingestReq
+		select {
+		case first = <-s.ingestCh:
+		case <-s.stop:
+			s.drainIngest()
+			return
+		}
+		batch = append(batch[:0], first)
+		size := len(first.raw)
+	gather:
+		for len(batch) < maxBatchEvents && size < maxBatchBytes {
+			select {
+			case r := <-s.ingestCh:
+				batch = append(batch, r)
+				size += len(r.raw)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// drainIngest fails the requests still queued when the store closes.
+func (s *Store) drainIngest() {
+	for {
+		select {
+		case r := <-s.ingestCh:
+			r.done <- ingestResp{err: fmt.Errorf("%w: store closed", ErrUnavailable)}
+		default:
+			return
+		}
+	}
+}
+
+// commitBatch writes a batch in as few transactions as Badger's size limit
+// allows. Within a transaction a later request sees an earlier one's claim,
+// so identical deliveries in one batch are recognised as duplicates.
+func (s *Store) commitBatch(batch []*ingestReq) {
+	for len(batch) > 0 {
+		n, results, err := s.commitSome(batch)
+		for i := 0; i < n; i++ {
+			r := batch[i]
+			if err != nil {
+				r.done <- ingestResp{err: fmt.Errorf("%w: store event: %w", ErrUnavailable, err)}
+				continue
+			}
+			s.dedupe.Remember(r.key, results[i].claim.ID, results[i].claim.Expires)
+			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup}}
+		}
+		batch = batch[n:]
+	}
+}
+
+type batchResult struct{ claim dedupe.Claim }
+
+// commitSome commits a prefix of batch in one transaction and returns its
+// length (at least 1) and the claims. If Badger finds the transaction too
+// big, the transaction is discarded and the prefix that fitted is committed
+// alone, so no event is ever half-written.
+func (s *Store) commitSome(batch []*ingestReq) (int, []batchResult, error) {
+	limit := len(batch)
+	for try := 0; ; try++ {
+		txn := s.db.NewTransaction(true)
+		results := make([]batchResult, 0, limit)
+		var err error
+		for _, r := range batch[:limit] {
+			var c dedupe.Claim
+			if c, err = s.stage(txn, r); err != nil {
+				break
+			}
+			results = append(results, batchResult{claim: c})
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) && len(results) > 0 {
+			txn.Discard()
+			limit = len(results)
+			continue
+		}
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if errors.Is(err, badger.ErrConflict) && try < 5 {
+			continue
+		}
+		return max(len(results), 1), results, err
+	}
+}
+
+// stage adds one event to txn: its claim and, if new, its entries.
+func (s *Store) stage(txn *badger.Txn, r *ingestReq) (dedupe.Claim, error) {
+	ev := r.ev
+	now := ev.ReceivedAt
+	// Deliveries are queued as due at commit time, not receive time: the
+	// dispatchers scan from a recent cursor and must not find entries that
+	// appear in their past.
+	due := time.Now()
+	id := s.ids.New(now)
+	claim, err := s.dedupe.Claim(txn, r.key, id, now)
 	if err != nil || claim.Dup {
 		return claim, err
 	}
+	ev.ID = id
 	meta, err := json.Marshal(ev)
 	if err != nil {
 		return claim, err
 	}
 	ttl := s.retention
-	if err := txn.SetEntry(badger.NewEntry(eventKey(ev.ID), meta).WithTTL(ttl)); err != nil {
+	if err := txn.SetEntry(badger.NewEntry(eventKey(id), meta).WithTTL(ttl)); err != nil {
 		return claim, err
 	}
-	if err := txn.SetEntry(badger.NewEntry(rawKey(ev.ID), raw).WithTTL(ttl)); err != nil {
+	if err := txn.SetEntry(badger.NewEntry(rawKey(id), r.raw).WithTTL(ttl)); err != nil {
 		return claim, err
 	}
 	for _, t := range ev.Targets {
-		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: now}
-		if err := s.putDelivery(txn, ev.ID, &d, ev.ReceivedAt); err != nil {
+		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: due}
+		if err := s.putDelivery(txn, id, &d, now); err != nil {
 			return claim, err
 		}
-		if err := txn.Set(QueueKey(t, now, ev.ID), nil); err != nil {
+		if err := txn.Set(QueueKey(t, due, id), nil); err != nil {
 			return claim, err
 		}
 	}
-	return claim, txn.Commit()
+	return claim, nil
 }
 
 func (s *Store) putDelivery(txn *badger.Txn, id string, d *Delivery, received time.Time) error {
