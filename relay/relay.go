@@ -111,7 +111,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.engine.Start(ctx)
 	h := &ingest.Handler{
 		Sources: s.sources, Store: st, Router: s.routes, MaxBody: s.cfg.Server.MaxBodyBytes,
-		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Notify: s.engine.Notify, Metrics: s.metrics,
+		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Enqueue: s.engine.Enqueue, Metrics: s.metrics,
 	}
 	if s.cfg.Admin.Listen != "" {
 		svc := &admin.Service{Store: st, Router: s.routes, Targets: s.cfg.TargetNames(), Notify: s.engine.Notify}

@@ -6,6 +6,7 @@
 package deliver
 
 import (
+	"container/heap"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -20,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/store"
@@ -56,8 +58,8 @@ type Options struct {
 	Log       *slog.Logger
 	Metrics   Metrics // optional
 	UserAgent string
-	// Rescan is how often each dispatcher rescans its whole queue as a
-	// safety net (default 10s).
+	// Rescan is how often each dispatcher rescans its whole queue in the
+	// store as a safety net (default 30s).
 	Rescan time.Duration
 	// Only, when set, restricts delivery to the events it accepts (offline
 	// replay delivers its own selection and leaves the rest queued).
@@ -82,7 +84,7 @@ func New(st Store, targets []Target, opts Options) *Engine {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Rescan <= 0 {
-		opts.Rescan = 10 * time.Second
+		opts.Rescan = 30 * time.Second
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "hookrelay"
@@ -106,15 +108,32 @@ func (e *Engine) Start(ctx context.Context) {
 	}
 }
 
-// Notify wakes the dispatchers of targets: new deliveries are queued.
+// Notify tells the dispatchers of targets to look in the store: deliveries
+// were queued there by someone else (a replay, a restart).
 func (e *Engine) Notify(targets ...string) {
 	for _, t := range targets {
 		if d, ok := e.dispatchers[t]; ok {
-			select {
-			case d.wake <- struct{}{}:
-			default:
-			}
+			d.scanReq.Store(true)
+			d.poke()
 		}
+	}
+}
+
+// Enqueue hands freshly committed deliveries of event id, queued as due at
+// due, to the dispatchers of targets without a store scan. If a
+// dispatcher's memory is full it falls back to scanning the store.
+func (e *Engine) Enqueue(id string, due time.Time, targets ...string) {
+	for _, t := range targets {
+		d, ok := e.dispatchers[t]
+		if !ok {
+			continue
+		}
+		select {
+		case d.fresh <- store.Due{EventID: id, Target: t, At: due, Key: store.QueueKey(t, due, id)}:
+		default:
+			d.scanReq.Store(true)
+		}
+		d.poke()
 	}
 }
 
@@ -153,10 +172,20 @@ type dispatcher struct {
 	t        Target
 	client   *http.Client
 	wake     chan struct{}
+	fresh    chan store.Due // committed deliveries handed over by ingest
+	scanReq  atomic.Bool    // the store holds deliveries memory does not
 	work     chan store.Due
-	done     chan string
+	done     chan completion
 	stopping chan struct{}
 	stopOnce sync.Once
+	capacity int // deliveries held in memory (ready, scheduled, in flight)
+}
+
+// completion is a worker's report on one delivery.
+type completion struct {
+	id    string
+	retry *store.Due // the retry's queue entry, if one was scheduled
+	lost  bool       // the outcome could not be recorded: rescan the store
 }
 
 func newDispatcher(e *Engine, t Target) *dispatcher {
@@ -174,22 +203,37 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 		ResponseHeaderTimeout: t.Timeout,
 		ForceAttemptHTTP2:     true,
 	}
-	return &dispatcher{
+	capacity := max(4096, 64*t.MaxInFlight)
+	d := &dispatcher{
 		e: e, t: t,
 		client: &http.Client{
 			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		wake:     make(chan struct{}, 1),
+		fresh:    make(chan store.Due, capacity),
 		work:     make(chan store.Due, t.MaxInFlight),
-		done:     make(chan string, t.MaxInFlight),
+		done:     make(chan completion, t.MaxInFlight),
 		stopping: make(chan struct{}),
+		capacity: capacity,
+	}
+	d.scanReq.Store(true) // pick up what an earlier run left queued
+	return d
+}
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
-// run owns the in-flight set: only this goroutine scans the queue and
-// removes finished deliveries from the set, so a delivery is never handed
-// out twice.
+// run owns the dispatcher's memory: deliveries ready now, retries scheduled
+// for later, and those in flight. Ingest hands new deliveries over through
+// d.fresh; the store is scanned only at start, when memory overflowed, when
+// told to (replays), and every Rescan as a safety net. Only this goroutine
+// scans and only it forgets finished deliveries, so a delivery is never
+// handed out twice.
 func (d *dispatcher) run(ctx context.Context) {
 	var workers sync.WaitGroup
 	for i := 0; i < d.t.MaxInFlight; i++ {
@@ -197,8 +241,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		go func() {
 			defer workers.Done()
 			for due := range d.work {
-				d.deliver(ctx, due)
-				d.done <- due.EventID
+				d.done <- d.deliver(ctx, due)
 			}
 		}()
 	}
@@ -213,52 +256,78 @@ func (d *dispatcher) run(ctx context.Context) {
 		close(d.done)
 	}()
 
-	inflight := map[string]time.Time{} // event id -> due time of its queue entry
-	only := d.e.opts.Only
-	skip := func(id string) bool {
-		_, ok := inflight[id]
-		return ok || (only != nil && !only(id))
+	var (
+		ready    []store.Due         // due now, oldest first
+		later    dueHeap             // scheduled retries
+		known    = map[string]bool{} // ids in ready, later or in flight
+		inflight = 0
+		lastScan time.Time
+		scanAt   time.Time // a queued entry in the store falls due then
+	)
+	add := func(due store.Due, now time.Time) {
+		if known[due.EventID] {
+			return
+		}
+		if len(known) >= d.capacity {
+			d.scanReq.Store(true) // safe in the store; fetched when there is room
+			return
+		}
+		known[due.EventID] = true
+		if due.At.After(now) {
+			heap.Push(&later, due)
+		} else {
+			ready = append(ready, due)
+		}
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	// cursor: no queue entry due before it is waiting, except entries being
-	// committed right now (hence the margin) and those in flight. Scans start
-	// there to skip the tombstones of finished deliveries.
-	var cursor time.Time
-	lastFull := time.Now()
-	const margin = 2 * time.Second
 	for {
 		now := time.Now()
-		if free := d.t.MaxInFlight - len(inflight); free > 0 {
-			from := cursor.Add(-margin)
-			if now.Sub(lastFull) > d.e.opts.Rescan {
-				from, lastFull = time.Time{}, now
+		for more := true; more; {
+			select {
+			case due := <-d.fresh:
+				add(due, now)
+			default:
+				more = false
 			}
-			dues, next, err := d.e.store.DueDeliveries(d.t.Name, from, now, free, skip)
-			if err != nil {
+		}
+		for later.Len() > 0 && !later[0].At.After(now) {
+			ready = append(ready, heap.Pop(&later).(store.Due))
+		}
+		needScan := d.scanReq.Load() || now.Sub(lastScan) >= d.e.opts.Rescan || (!scanAt.IsZero() && !now.Before(scanAt))
+		if room := d.capacity - len(known); needScan && room > 0 {
+			d.scanReq.Store(false)
+			lastScan, scanAt = now, time.Time{}
+			dues, next, err := d.e.store.DueDeliveries(d.t.Name, time.Time{}, now, room, func(id string) bool { return known[id] })
+			switch {
+			case err != nil:
 				d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
-				next = now.Add(time.Second)
+				scanAt = now.Add(time.Second)
+			case len(dues) == room:
+				d.scanReq.Store(true) // more than fits: scan again when there is room
 			}
 			for _, due := range dues {
-				inflight[due.EventID] = due.At
-				d.work <- due // never blocks: at most MaxInFlight outstanding
+				add(due, now)
 			}
-			if err == nil {
-				cursor = now
-				for _, at := range inflight {
-					if at.Before(cursor) {
-						cursor = at
-					}
-				}
+			if !next.IsZero() {
+				scanAt = next
 			}
-			// Wake for the next due entry, and at least every Rescan for the
-			// full scan that catches anything the cursor skipped.
-			wait := d.e.opts.Rescan
-			if !next.IsZero() && time.Until(next) < wait {
-				wait = time.Until(next)
-			}
-			resetTimer(timer, wait)
 		}
+		for inflight < d.t.MaxInFlight && len(ready) > 0 {
+			d.work <- ready[0] // never blocks: at most MaxInFlight outstanding
+			ready[0] = store.Due{}
+			ready = ready[1:]
+			inflight++
+		}
+		// Sleep until the next retry, the next scan, or Rescan at most.
+		wake := now.Add(d.e.opts.Rescan)
+		if later.Len() > 0 && later[0].At.Before(wake) {
+			wake = later[0].At
+		}
+		if !scanAt.IsZero() && scanAt.Before(wake) {
+			wake = scanAt
+		}
+		resetTimer(timer, time.Until(wake))
 		select {
 		case <-ctx.Done():
 			return
@@ -266,18 +335,46 @@ func (d *dispatcher) run(ctx context.Context) {
 			return
 		case <-d.wake:
 		case <-timer.C:
-		case id := <-d.done:
-			delete(inflight, id)
-			for more := true; more; {
-				select {
-				case id := <-d.done:
-					delete(inflight, id)
-				default:
-					more = false
+		case c := <-d.done:
+			for {
+				inflight--
+				delete(known, c.id)
+				if c.retry != nil {
+					add(*c.retry, time.Now())
+				}
+				if c.lost {
+					d.scanReq.Store(true)
+				}
+				var ok bool
+				if c, ok = tryRecv(d.done); !ok {
+					break
 				}
 			}
 		}
 	}
+}
+
+func tryRecv(ch chan completion) (completion, bool) {
+	select {
+	case c := <-ch:
+		return c, true
+	default:
+		return completion{}, false
+	}
+}
+
+// dueHeap orders scheduled deliveries by due time.
+type dueHeap []store.Due
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].At.Before(h[j].At) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(store.Due)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -288,23 +385,25 @@ func resetTimer(t *time.Timer, d time.Duration) {
 }
 
 // deliver makes one attempt and records it.
-func (d *dispatcher) deliver(ctx context.Context, due store.Due) {
+func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	log := d.e.opts.Log
+	c := completion{id: due.EventID}
 	ev, raw, del, err := d.e.store.LoadDelivery(due.EventID, d.t.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		// Expired before delivery: drop the queue entry.
 		_ = d.e.store.RecordAttempt(ctx, due.EventID, d.t.Name, due.Key, store.Attempt{At: time.Now(), Error: "event expired"}, store.StatusDead, time.Time{})
-		return
+		return c
 	}
 	if err != nil {
 		log.Error("load delivery", "target", d.t.Name, "id", due.EventID, "err", err)
-		return // stays queued; the next scan retries
+		c.lost = true // still queued in the store; a scan finds it again
+		return c
 	}
 	start := time.Now()
 	res := d.attempt(ctx, ev, raw, del.Replay, del.Tries+1)
 	latency := time.Since(start)
 	if ctx.Err() != nil {
-		return // shutting down: the attempt was cut short, leave it queued
+		return c // shutting down: the attempt was cut short, leave it queued
 	}
 	a := store.Attempt{At: start.UTC(), StatusCode: res.status, Error: res.err, LatencyMS: float64(latency.Microseconds()) / 1000, Replay: del.Replay}
 	status, next := store.StatusDelivered, time.Time{}
@@ -317,8 +416,15 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) {
 		status, outcome = store.StatusPending, "retry"
 		next = time.Now().Add(d.backoff(del.Tries+1, res.retryAfter))
 	}
-	if err := d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, a, status, next); err != nil {
+	err = d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, a, status, next)
+	switch {
+	case errors.Is(err, store.ErrSuperseded):
+		// A replay queued this delivery again meanwhile; its entry decides.
+	case err != nil:
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
+		c.lost = true
+	case status == store.StatusPending:
+		c.retry = &store.Due{EventID: due.EventID, Target: d.t.Name, At: next, Key: store.QueueKey(d.t.Name, next, due.EventID)}
 	}
 	if d.e.opts.Metrics != nil {
 		d.e.opts.Metrics.Delivered(d.t.Name, outcome, latency)
@@ -329,6 +435,7 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) {
 	}
 	log.Log(ctx, lvl, "delivery attempt", "target", d.t.Name, "id", due.EventID, "outcome", outcome,
 		"status", res.status, "error", res.err, "attempt", del.Tries+1, "latency", latency.Round(time.Microsecond))
+	return c
 }
 
 type result struct {

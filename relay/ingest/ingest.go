@@ -52,10 +52,12 @@ type Handler struct {
 	Router  Router
 	MaxBody int64
 	Log     *slog.Logger
-	Metrics Metrics                 // optional
-	Notify  func(targets ...string) // optional: wakes delivery workers
-	Ready   func() error            // optional: readiness beyond "store open"
-	Now     func() time.Time        // optional, for tests
+	Metrics Metrics // optional
+	// Enqueue, optional, hands a new event's committed deliveries to the
+	// delivery engine.
+	Enqueue func(id string, due time.Time, targets ...string)
+	Ready   func() error     // optional: readiness beyond "store open"
+	Now     func() time.Time // optional, for tests
 	// RedactHeaders are header names (canonical form) whose values are not
 	// stored, per source (e.g. the shortkit callback header).
 	RedactHeaders map[string][]string
@@ -167,8 +169,8 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	observe(OutcomeAccepted)
-	if h.Notify != nil && len(ev.Targets) > 0 {
-		h.Notify(ev.Targets...)
+	if h.Enqueue != nil && len(ev.Targets) > 0 {
+		h.Enqueue(res.ID, res.Due, ev.Targets...)
 	}
 	h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})

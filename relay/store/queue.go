@@ -115,13 +115,21 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *Delivery, erro
 	return &ev, raw, &d, nil
 }
 
+// ErrSuperseded is returned by RecordAttempt when a replay replaced the
+// delivery's queue entry while the attempt ran: the attempt is recorded,
+// but the replay's entry, not this attempt's outcome, decides what happens
+// next.
+var ErrSuperseded = errors.New("delivery superseded by a replay")
+
 // RecordAttempt appends a to the delivery of event id to target and moves it
 // to status: StatusPending (retry at next), StatusDelivered or StatusDead.
 // queueKey is the queue entry the attempt was made for; if a replay has
-// replaced it meanwhile, only the attempt is recorded and the replay's
-// queue entry stays.
+// replaced it meanwhile, only the attempt is recorded, the replay's queue
+// entry stays, and the error is ErrSuperseded.
 func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, a Attempt, status string, next time.Time) error {
-	return s.update(func(txn *badger.Txn) error {
+	superseded := false
+	err := s.update(func(txn *badger.Txn) error {
+		superseded = false
 		var ev Event
 		if err := getJSON(txn, eventKey(id), &ev); errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Delete(queueKey) // expired: drop the queue entry
@@ -140,7 +148,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		_, err := txn.Get(queueKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
-			// Superseded by a replay: keep its status and queue entry.
+			superseded = true // keep the replay's status and queue entry
 		case err != nil:
 			return err
 		default:
@@ -161,6 +169,10 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		}
 		return s.putDelivery(txn, id, &d, ev.ReceivedAt)
 	})
+	if err == nil && superseded {
+		return ErrSuperseded
+	}
+	return err
 }
 
 // Requeue makes the delivery of event id to target pending again, due now,

@@ -201,6 +201,8 @@ func (s *Store) Retention() time.Duration { return s.retention }
 type Result struct {
 	ID        string
 	Duplicate bool
+	// Due is when the new event's deliveries were queued as due.
+	Due time.Time
 }
 
 // Group-commit limits: one ingest transaction holds at most this many
@@ -315,13 +317,16 @@ func (s *Store) commitBatch(batch []*ingestReq) {
 				continue
 			}
 			s.dedupe.Remember(r.key, results[i].claim.ID, results[i].claim.Expires)
-			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup}}
+			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup, Due: results[i].due}}
 		}
 		batch = batch[n:]
 	}
 }
 
-type batchResult struct{ claim dedupe.Claim }
+type batchResult struct {
+	claim dedupe.Claim
+	due   time.Time
+}
 
 // commitSome commits a prefix of batch in one transaction and returns its
 // length (at least 1) and the claims. If Badger finds the transaction too
@@ -334,11 +339,11 @@ func (s *Store) commitSome(batch []*ingestReq) (int, []batchResult, error) {
 		results := make([]batchResult, 0, limit)
 		var err error
 		for _, r := range batch[:limit] {
-			var c dedupe.Claim
-			if c, err = s.stage(txn, r); err != nil {
+			var br batchResult
+			if br, err = s.stage(txn, r); err != nil {
 				break
 			}
-			results = append(results, batchResult{claim: c})
+			results = append(results, br)
 		}
 		if errors.Is(err, badger.ErrTxnTooBig) && len(results) > 0 {
 			txn.Discard()
@@ -357,7 +362,7 @@ func (s *Store) commitSome(batch []*ingestReq) (int, []batchResult, error) {
 }
 
 // stage adds one event to txn: its claim and, if new, its entries.
-func (s *Store) stage(txn *badger.Txn, r *ingestReq) (dedupe.Claim, error) {
+func (s *Store) stage(txn *badger.Txn, r *ingestReq) (batchResult, error) {
 	ev := r.ev
 	now := ev.ReceivedAt
 	// Deliveries are queued as due at commit time, not receive time: the
@@ -367,30 +372,30 @@ func (s *Store) stage(txn *badger.Txn, r *ingestReq) (dedupe.Claim, error) {
 	id := s.ids.New(now)
 	claim, err := s.dedupe.Claim(txn, r.key, id, now)
 	if err != nil || claim.Dup {
-		return claim, err
+		return batchResult{claim: claim}, err
 	}
 	ev.ID = id
 	meta, err := json.Marshal(ev)
 	if err != nil {
-		return claim, err
+		return batchResult{claim: claim}, err
 	}
 	ttl := s.retention
 	if err := txn.SetEntry(badger.NewEntry(eventKey(id), meta).WithTTL(ttl)); err != nil {
-		return claim, err
+		return batchResult{claim: claim}, err
 	}
 	if err := txn.SetEntry(badger.NewEntry(rawKey(id), r.raw).WithTTL(ttl)); err != nil {
-		return claim, err
+		return batchResult{claim: claim}, err
 	}
 	for _, t := range ev.Targets {
 		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: due}
 		if err := s.putDelivery(txn, id, &d, now); err != nil {
-			return claim, err
+			return batchResult{claim: claim}, err
 		}
 		if err := txn.Set(QueueKey(t, due, id), nil); err != nil {
-			return claim, err
+			return batchResult{claim: claim}, err
 		}
 	}
-	return claim, nil
+	return batchResult{claim: claim, due: due}, nil
 }
 
 func (s *Store) putDelivery(txn *badger.Txn, id string, d *Delivery, received time.Time) error {
