@@ -2,11 +2,107 @@ package relay
 
 import (
 	"context"
-	"net/http"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hookrelay/hookrelay/relay/ingest"
+	"github.com/hookrelay/hookrelay/relay/tlsedge"
 )
 
-// startPublic binds the public listener(s) for h: plain HTTP on
-// server.listen. (TLS is wired here too once enabled.)
-func (s *Server) startPublic(ctx context.Context, h http.Handler) error {
-	return s.listen("public", s.cfg.Server.Listen, h)
+// startPublic binds the public listener(s) for h. Without tls.domains or
+// tls.cert_file it serves plain HTTP on server.listen. With them it serves
+// HTTPS on tls.https_port ("https", also "public" in Addr) and, unless
+// tls.http_port is 0, ACME HTTP-01 challenges and a 308 redirect to HTTPS on
+// tls.http_port ("http"), both bound to tls.listen_host. /readyz then also
+// waits for a certificate for every domain.
+func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
+	t := s.cfg.TLS
+	if !t.Enabled() {
+		return s.listen("public", s.cfg.Server.Listen, h)
+	}
+	// Bind first: ACME validation must reach the ports we really hold.
+	httpsLn, err := net.Listen("tcp", net.JoinHostPort(t.ListenHost, strconv.Itoa(t.HTTPSPort)))
+	if err != nil {
+		return fmt.Errorf("https listener: %w", err)
+	}
+	var httpLn net.Listener
+	if t.HTTPPort > 0 {
+		if httpLn, err = net.Listen("tcp", net.JoinHostPort(t.ListenHost, strconv.Itoa(t.HTTPPort))); err != nil {
+			httpsLn.Close()
+			return fmt.Errorf("http listener: %w", err)
+		}
+	}
+	edge, err := tlsedge.New(tlsedge.Options{
+		Domains: t.Domains, Email: t.Email, CA: t.CA, CARoot: t.CARoot,
+		CertDir:  filepath.Join(s.cfg.Storage.Path, "certs"),
+		CertFile: t.CertFile, KeyFile: t.KeyFile,
+		HTTPSPort: portOf(httpsLn), HTTPPort: portOf(httpLn), ListenHost: t.ListenHost,
+		Logger: s.log,
+	})
+	if err != nil {
+		httpsLn.Close()
+		if httpLn != nil {
+			httpLn.Close()
+		}
+		return err
+	}
+	s.closers = append(s.closers, edge.Close)
+	h.Ready = allReady(h.Ready, edge.Ready)
+
+	srv := s.httpServer(h)
+	srv.ErrorLog = slog.NewLogLogger(quietHandshakes{s.log.Handler()}, slog.LevelWarn)
+	// net/http serves HTTP/2 on *tls.Conn connections that negotiate "h2".
+	s.serve("https", tls.NewListener(httpsLn, edge.TLSConfig()), srv)
+	s.addrs["public"] = s.addrs["https"]
+	if httpLn != nil {
+		s.serve("http", httpLn, s.httpServer(edge.HTTPHandler()))
+	}
+	edge.Start()
+	return nil
+}
+
+// quietHandshakes logs net/http's "TLS handshake error" lines at debug
+// level: scanners, clients that distrust the certificate and handshakes
+// before the first certificate would otherwise flood the log.
+type quietHandshakes struct{ slog.Handler }
+
+func (h quietHandshakes) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "http: TLS handshake error") {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// portOf returns the TCP port ln is bound to, 0 for none.
+func portOf(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// allReady combines readiness checks; the first failure wins.
+func allReady(checks ...func() error) func() error {
+	return func() error {
+		for _, c := range checks {
+			if c == nil {
+				continue
+			}
+			if err := c(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
