@@ -130,8 +130,8 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 	superseded := false
 	err := s.update(func(txn *badger.Txn) error {
 		superseded = false
-		var ev Event
-		if err := getJSON(txn, eventKey(id), &ev); errors.Is(err, badger.ErrKeyNotFound) {
+		evItem, err := txn.Get(eventKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Delete(queueKey) // expired: drop the queue entry
 		} else if err != nil {
 			return err
@@ -145,7 +145,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		if n := len(d.Attempts); n > maxAttemptsKept {
 			d.Attempts = d.Attempts[n-maxAttemptsKept:]
 		}
-		_, err := txn.Get(queueKey)
+		_, err = txn.Get(queueKey)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 			superseded = true // keep the replay's status and queue entry
@@ -167,7 +167,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				d.Replay = false
 			}
 		}
-		return s.putDelivery(txn, id, &d, ev.ReceivedAt)
+		return s.putDeliveryUntil(txn, id, &d, evItem.ExpiresAt())
 	})
 	if err == nil && superseded {
 		return ErrSuperseded

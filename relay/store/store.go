@@ -399,15 +399,19 @@ func (s *Store) stage(txn *badger.Txn, r *ingestReq) (batchResult, error) {
 }
 
 func (s *Store) putDelivery(txn *badger.Txn, id string, d *Delivery, received time.Time) error {
+	return s.putDeliveryUntil(txn, id, d, uint64(received.Add(s.retention).Unix()))
+}
+
+// putDeliveryUntil writes a delivery record that expires with its event
+// (expiresAt in unix seconds, as Badger keeps it).
+func (s *Store) putDeliveryUntil(txn *badger.Txn, id string, d *Delivery, expiresAt uint64) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	ttl := time.Until(received.Add(s.retention))
-	if ttl < time.Minute {
-		ttl = time.Minute
-	}
-	return txn.SetEntry(badger.NewEntry(deliveryKey(id, d.Target), b).WithTTL(ttl))
+	e := badger.NewEntry(deliveryKey(id, d.Target), b)
+	e.ExpiresAt = max(expiresAt, uint64(time.Now().Add(time.Minute).Unix()))
+	return txn.SetEntry(e)
 }
 
 func eventKey(id string) []byte { return []byte("m/" + id) }
