@@ -41,6 +41,7 @@ type sinkHandler struct {
 	status   int
 	mu       sync.Mutex
 	out      *bufio.Writer
+	errOut   io.Writer // rejections, so --json output stays JSON
 }
 
 func (s *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,9 +58,9 @@ func (s *sinkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	verified := "unsigned"
 	if s.verifier != nil {
 		if err := s.verifier.Verify(r.Header, body, time.Now()); err != nil {
-			s.print(func(out *bufio.Writer) {
-				fmt.Fprintf(out, "%s REJECTED %s: %v\n", time.Now().Format("15:04:05.000"), r.Header.Get("webhook-id"), err)
-			})
+			s.mu.Lock()
+			fmt.Fprintf(s.errOut, "%s REJECTED %q: %v\n", time.Now().Format("15:04:05.000"), r.Header.Get("webhook-id"), err)
+			s.mu.Unlock()
 			http.Error(w, "signature: "+err.Error(), http.StatusUnauthorized)
 			return
 		}
@@ -105,7 +106,7 @@ func compactJSON(b []byte) []byte {
 }
 
 func sink(c *cli.Context) error {
-	h := &sinkHandler{json: c.Bool("json"), status: c.Int("status"), out: bufio.NewWriterSize(c.App.Writer, 64<<10)}
+	h := &sinkHandler{json: c.Bool("json"), status: c.Int("status"), out: bufio.NewWriterSize(c.App.Writer, 64<<10), errOut: c.App.ErrWriter}
 	if sec := c.String("secret"); sec != "" {
 		v, err := standardwebhooks.New(providers.Options{Secrets: []string{sec}, Tolerance: 5 * time.Minute})
 		if err != nil {
