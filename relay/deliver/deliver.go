@@ -185,7 +185,7 @@ type dispatcher struct {
 type completion struct {
 	id    string
 	retry *store.Due // the retry's queue entry, if one was scheduled
-	lost  bool       // the outcome could not be recorded: rescan the store
+	lost  bool       // the store decides what is next (outcome not recorded, or a replay's entry): rescan it
 }
 
 func newDispatcher(e *Engine, t Target) *dispatcher {
@@ -420,6 +420,9 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	switch {
 	case errors.Is(err, store.ErrSuperseded):
 		// A replay queued this delivery again meanwhile; its entry decides.
+		// The scan its Notify caused skipped it (this attempt was in flight):
+		// look again now that the id is free.
+		c.lost = true
 	case err != nil:
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
 		c.lost = true

@@ -25,7 +25,9 @@ type Due struct {
 // due at or before now, oldest due first, leaving out those skip reports
 // (already in flight). The scan starts at entries due at from (zero: the
 // beginning), which lets callers skip the tombstones of finished deliveries.
-// next is the due time of the first entry after now, or zero if none.
+// next is the due time of the first entry after now that skip does not
+// report, or zero if none: the caller already holds the ones it skips, so
+// they are no reason to scan again.
 func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, skip func(id string) bool) ([]Due, time.Time, error) {
 	var out []Due
 	var next time.Time
@@ -45,12 +47,12 @@ func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, ski
 			if !ok {
 				continue
 			}
+			if skip != nil && skip(id) {
+				continue
+			}
 			if due.After(now) {
 				next = due
 				return nil
-			}
-			if skip != nil && skip(id) {
-				continue
 			}
 			if len(out) >= limit {
 				return nil
