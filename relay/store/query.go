@@ -87,7 +87,7 @@ func (f *Filter) matchMeta(ev *Event) bool {
 func (s *Store) Get(ctx context.Context, id string) (*EventView, []byte, error) {
 	var v *EventView
 	var raw []byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.read(func(txn *badger.Txn) error {
 		var err error
 		if v, err = s.view(txn, id); err != nil {
 			return err
@@ -174,7 +174,7 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 		if newestFirst {
 			slices.Reverse(ids)
 		}
-		return s.db.View(func(txn *badger.Txn) error {
+		return s.read(func(txn *badger.Txn) error {
 			for _, id := range ids {
 				if cursor != "" && id >= cursor {
 					continue
@@ -193,7 +193,7 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 			return nil
 		})
 	}
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.read(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte("m/")
 		o.Reverse = newestFirst

@@ -31,7 +31,7 @@ type Due struct {
 func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, skip func(id string) bool) ([]Due, time.Time, error) {
 	var out []Due
 	var next time.Time
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.read(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
 		o.Prefix = queuePrefix(target)
@@ -70,7 +70,7 @@ func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, ski
 // QueueDepth counts the queued deliveries of target.
 func (s *Store) QueueDepth(target string) (int, error) {
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.read(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
 		o.Prefix = queuePrefix(target)
@@ -90,7 +90,7 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *Delivery, erro
 	var ev Event
 	var raw []byte
 	var d Delivery
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.read(func(txn *badger.Txn) error {
 		if err := getJSON(txn, eventKey(id), &ev); err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
 	var err error
 	for try := 0; try < 20; try++ {
-		err = s.db.Update(fn)
+		err = s.write(fn)
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}

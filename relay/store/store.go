@@ -101,6 +101,9 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 
+	closeMu sync.RWMutex // held for reading around every transaction
+	closed  bool
+
 	ingestCh chan *ingestReq
 	loopDone chan struct{} // closed when the committer has exited
 	stop     chan struct{}
@@ -152,18 +155,43 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops background work and closes Badger cleanly.
+// Close stops background work and closes Badger cleanly. Reads and
+// writes after Close fail with ErrUnavailable.
 func (s *Store) Close(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
 		err = s.db.Close()
 	})
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// read runs fn in a read-only transaction unless the store is closed
+// (Badger panics on iterators of a closed DB).
+func (s *Store) read(fn func(txn *badger.Txn) error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("%w: store closed", ErrUnavailable)
+	}
+	return s.db.View(fn)
+}
+
+// write runs fn in a read-write transaction unless the store is closed.
+func (s *Store) write(fn func(txn *badger.Txn) error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("%w: store closed", ErrUnavailable)
+	}
+	return s.db.Update(fn)
 }
 
 // Ready returns ErrUnavailable once the store is closed (for /readyz).
