@@ -183,9 +183,9 @@ type dispatcher struct {
 
 // completion is a worker's report on one delivery.
 type completion struct {
-	id    string
-	retry *store.Due // the retry's queue entry, if one was scheduled
-	lost  bool       // the store decides what is next (outcome not recorded, or a replay's entry): rescan it
+	id     string
+	retry  *store.Due // the retry's queue entry, if one was scheduled
+	rescan bool       // the store decides what is next (outcome not recorded, or a replay's entry): scan it
 }
 
 func newDispatcher(e *Engine, t Target) *dispatcher {
@@ -342,7 +342,7 @@ func (d *dispatcher) run(ctx context.Context) {
 				if c.retry != nil {
 					add(*c.retry, time.Now())
 				}
-				if c.lost {
+				if c.rescan {
 					d.scanReq.Store(true)
 				}
 				var ok bool
@@ -396,7 +396,7 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	}
 	if err != nil {
 		log.Error("load delivery", "target", d.t.Name, "id", due.EventID, "err", err)
-		c.lost = true // still queued in the store; a scan finds it again
+		c.rescan = true // still queued in the store; a scan finds it again
 		return c
 	}
 	start := time.Now()
@@ -419,13 +419,12 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	err = d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, a, status, next)
 	switch {
 	case errors.Is(err, store.ErrSuperseded):
-		// A replay queued this delivery again meanwhile; its entry decides.
-		// The scan its Notify caused skipped it (this attempt was in flight):
-		// look again now that the id is free.
-		c.lost = true
+		// A replay queued this delivery again meanwhile (its scan skipped it
+		// as in flight): its entry decides, so look at the store again.
+		c.rescan = true
 	case err != nil:
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
-		c.lost = true
+		c.rescan = true
 	case status == store.StatusPending:
 		c.retry = &store.Due{EventID: due.EventID, Target: d.t.Name, At: next, Key: store.QueueKey(d.t.Name, next, due.EventID)}
 	}
