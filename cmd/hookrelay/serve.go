@@ -27,6 +27,9 @@ func serveCommand() *cli.Command {
 			}
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
+			// SIGHUP reloads a certificate from files (tls.cert_file), and
+			// must not kill the process otherwise.
+			signal.Ignore(syscall.SIGHUP)
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)
