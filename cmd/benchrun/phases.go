@@ -210,6 +210,8 @@ func (b *bench) phaseMemory(ctx context.Context, res *results) error {
 		if pt.RSS, err = procStatus(srv.p.pid(), "VmRSS"); err != nil {
 			return pt, err
 		}
+		pt.Anon, _ = procStatus(srv.p.pid(), "RssAnon")
+		pt.File, _ = procStatus(srv.p.pid(), "RssFile")
 		if m, err := b.scrape(ctx, srv.admin); err == nil {
 			pt.HeapInuse = int64(m["go_memstats_heap_inuse_bytes"])
 		}
@@ -227,7 +229,7 @@ func (b *bench) phaseMemory(ctx context.Context, res *results) error {
 			return err
 		}
 		mr.Points = append(mr.Points, pt)
-		b.logf("  %d events stored: VmRSS %.1f MB, Go heap in use %.1f MB", pt.Stored, mb(pt.RSS), mb(pt.HeapInuse))
+		b.logf("  %d events stored: VmRSS %.1f MB (anon %.1f, file %.1f), Go heap in use %.1f MB", pt.Stored, mb(pt.RSS), mb(pt.Anon), mb(pt.File), mb(pt.HeapInuse))
 		if i == 0 && st.Failed() > 0 {
 			return fmt.Errorf("%d requests failed", st.Failed())
 		}

@@ -75,6 +75,8 @@ type memResult struct {
 type memPoint struct {
 	Stored    int   // events accepted so far
 	RSS       int64 // VmRSS, bytes
+	Anon      int64 // RssAnon: memory the process owns (heap, stacks, Badger's buffers)
+	File      int64 // RssFile: resident pages of mapped files (Badger's value log and tables)
 	HeapInuse int64 // go_memstats_heap_inuse_bytes
 }
 
@@ -84,6 +86,14 @@ func (m *memResult) Growth() (int64, bool) {
 		return 0, false
 	}
 	return m.Points[1].RSS - m.Points[0].RSS, true
+}
+
+// AnonGrowth is the RssAnon difference between the two readings.
+func (m *memResult) AnonGrowth() (int64, bool) {
+	if m == nil || len(m.Points) < 2 {
+		return 0, false
+	}
+	return m.Points[1].Anon - m.Points[0].Anon, true
 }
 
 // idAt is one line of `send --ids`.

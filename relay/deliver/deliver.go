@@ -61,6 +61,10 @@ type Options struct {
 	// Rescan is how often each dispatcher rescans its whole queue in the
 	// store as a safety net (default 30s).
 	Rescan time.Duration
+	// Memory bounds the deliveries each dispatcher holds in memory (ready,
+	// scheduled and in flight); the rest wait in the store. Default:
+	// max(4096, 64 x max_in_flight).
+	Memory int
 	// Only, when set, restricts delivery to the events it accepts (offline
 	// replay delivers its own selection and leaves the rest queued).
 	Only func(eventID string) bool
@@ -204,6 +208,9 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 		ForceAttemptHTTP2:     true,
 	}
 	capacity := max(4096, 64*t.MaxInFlight)
+	if e.opts.Memory > 0 {
+		capacity = max(e.opts.Memory, 2*t.MaxInFlight)
+	}
 	d := &dispatcher{
 		e: e, t: t,
 		client: &http.Client{
@@ -272,10 +279,19 @@ func (d *dispatcher) run(ctx context.Context) {
 			d.scanReq.Store(true) // safe in the store; fetched when there is room
 			return
 		}
-		known[due.EventID] = true
 		if due.At.After(now) {
+			if later.Len() >= d.capacity/2 {
+				// Keep room for fresh deliveries: this retry waits in the
+				// store, and a scan at its due time fetches it.
+				if scanAt.IsZero() || due.At.Before(scanAt) {
+					scanAt = due.At
+				}
+				return
+			}
+			known[due.EventID] = true
 			heap.Push(&later, due)
 		} else {
+			known[due.EventID] = true
 			ready = append(ready, due)
 		}
 	}
@@ -295,7 +311,11 @@ func (d *dispatcher) run(ctx context.Context) {
 			ready = append(ready, heap.Pop(&later).(store.Due))
 		}
 		needScan := d.scanReq.Load() || now.Sub(lastScan) >= d.e.opts.Rescan || (!scanAt.IsZero() && !now.Before(scanAt))
-		if room := d.capacity - len(known); needScan && room > 0 {
+		// Refill in bulk: a scan walks the queue from its start (past the
+		// entries memory already holds), so scanning for a few free slots
+		// at a time would cost a whole queue per handful of deliveries.
+		room := d.capacity - len(known)
+		if needScan && room > 0 && (room >= d.capacity/4 || len(ready) < d.t.MaxInFlight) {
 			d.scanReq.Store(false)
 			lastScan, scanAt = now, time.Time{}
 			dues, next, err := d.e.store.DueDeliveries(d.t.Name, time.Time{}, now, room, func(id string) bool { return known[id] })

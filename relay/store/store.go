@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hookrelay/hookrelay/dedupe"
 )
 
@@ -132,13 +133,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	bo := badger.DefaultOptions(opts.Path).
 		WithSyncWrites(opts.Sync).
 		WithLogger(badgerLogger{opts.Logger}).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueThreshold(8 << 10).
+		WithValueThreshold(256).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
+		WithCompression(options.None).
 		WithDetectConflicts(true).
 		WithReadOnly(opts.ReadOnly)
 	db, err := badger.Open(bo)
