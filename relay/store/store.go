@@ -138,11 +138,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueThreshold(256).
+		WithBaseTableSize(4 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
 		WithDetectConflicts(true).
 		WithReadOnly(opts.ReadOnly)
+	// Equal-sized tables on every level bound the table builders' buffers
+	// (2x the table size each) whatever the amount of data stored.
+	bo.TableSizeMultiplier = 1
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
