@@ -117,6 +117,7 @@ func (e *Engine) Start(ctx context.Context) {
 func (e *Engine) Notify(targets ...string) {
 	for _, t := range targets {
 		if d, ok := e.dispatchers[t]; ok {
+			d.purge.Store(true)
 			d.scanReq.Store(true)
 			d.poke()
 		}
@@ -178,6 +179,7 @@ type dispatcher struct {
 	wake     chan struct{}
 	fresh    chan store.Due // committed deliveries handed over by ingest
 	scanReq  atomic.Bool    // the store holds deliveries memory does not
+	purge    atomic.Bool    // scheduled retries in memory may be stale (a replay)
 	work     chan store.Due
 	done     chan completion
 	stopping chan struct{}
@@ -271,8 +273,9 @@ func (d *dispatcher) run(ctx context.Context) {
 		lastScan time.Time
 		scanAt   time.Time // a queued entry in the store falls due then
 	)
+	only := d.e.opts.Only
 	add := func(due store.Due, now time.Time) {
-		if known[due.EventID] {
+		if known[due.EventID] || (only != nil && !only(due.EventID)) {
 			return
 		}
 		if len(known) >= d.capacity {
@@ -307,6 +310,14 @@ func (d *dispatcher) run(ctx context.Context) {
 				more = false
 			}
 		}
+		if d.purge.Swap(false) {
+			// A replay may have moved a scheduled delivery: forget the
+			// schedule (the store has it) and let the scan below decide.
+			for _, due := range later {
+				delete(known, due.EventID)
+			}
+			later = later[:0]
+		}
 		for later.Len() > 0 && !later[0].At.After(now) {
 			ready = append(ready, heap.Pop(&later).(store.Due))
 		}
@@ -315,10 +326,17 @@ func (d *dispatcher) run(ctx context.Context) {
 		// entries memory already holds), so scanning for a few free slots
 		// at a time would cost a whole queue per handful of deliveries.
 		room := d.capacity - len(known)
-		if needScan && room > 0 && (room >= d.capacity/4 || len(ready) < d.t.MaxInFlight) {
+		canScan := room > 0 && (room >= d.capacity/4 || len(ready) < d.t.MaxInFlight)
+		if !canScan && !scanAt.IsZero() && !now.Before(scanAt) {
+			// Due, but no room: scan once completions free some (no spinning).
+			d.scanReq.Store(true)
+			scanAt = time.Time{}
+		}
+		if needScan && canScan {
 			d.scanReq.Store(false)
 			lastScan, scanAt = now, time.Time{}
-			dues, next, err := d.e.store.DueDeliveries(d.t.Name, time.Time{}, now, room, func(id string) bool { return known[id] })
+			skip := func(id string) bool { return known[id] || (only != nil && !only(id)) }
+			dues, next, err := d.e.store.DueDeliveries(d.t.Name, time.Time{}, now, room, skip)
 			switch {
 			case err != nil:
 				d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
@@ -417,6 +435,12 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	if err != nil {
 		log.Error("load delivery", "target", d.t.Name, "id", due.EventID, "err", err)
 		c.rescan = true // still queued in the store; a scan finds it again
+		return c
+	}
+	if del.Status != store.StatusPending || (!del.NextAt.IsZero() && del.NextAt.UnixNano() != due.At.UnixNano()) {
+		// Stale: a replay (or a scan racing a hand-over) moved this delivery
+		// to another queue entry meanwhile. That entry decides.
+		c.rescan = true
 		return c
 	}
 	start := time.Now()

@@ -93,3 +93,86 @@ func TestEngineOverflowDeliversEverythingOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineReplayOfScheduledRetry: a delivery waiting an hour for its
+// retry (Retry-After: 3600) is replayed: it goes out at once, once, and the
+// old schedule does not send it again.
+func TestEngineReplayOfScheduledRetry(t *testing.T) {
+	var mu sync.Mutex
+	var replays, plain int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("Hookrelay-Replay") == "true" {
+			replays++
+			return
+		}
+		plain++
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	st := openTestStore(t, t.TempDir())
+	tg := testTarget("t", srv.URL)
+	tg.MaxAttempts = 5
+	e := deliver.New(st, []deliver.Target{tg}, deliver.Options{Rescan: time.Hour})
+	e.Start(context.Background())
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+
+	id := enqueue(t, st, "t")
+	e.Notify("t")
+	d := waitDelivery(t, st, id, "t", func(d *store.Delivery) bool { return len(d.Attempts) == 1 })
+	if d.Status != store.StatusPending || time.Until(d.NextAt) < 50*time.Minute {
+		t.Fatalf("after a 503 with Retry-After 3600: status %s, next %v; want pending about an hour ahead", d.Status, d.NextAt)
+	}
+	if err := st.Requeue(context.Background(), id, "t", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.Notify("t")
+	d = waitDelivery(t, st, id, "t", settled)
+	if d.Status != store.StatusDelivered || len(d.Attempts) != 2 || !d.Attempts[1].Replay {
+		t.Fatalf("after replay: status %s, attempts %+v; want delivered by the replay", d.Status, d.Attempts)
+	}
+	// Nothing else is queued: the hour-old schedule is gone with the replay.
+	if depth, err := st.QueueDepth("t"); err != nil || depth != 0 {
+		t.Errorf("queue depth %d (%v), want 0", depth, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if plain != 1 || replays != 1 {
+		t.Errorf("target saw %d plain and %d replayed requests, want 1 and 1", plain, replays)
+	}
+}
+
+// TestEngineOnlyRestrictsDelivery: with Options.Only (offline replay), the
+// engine sends the selected events and leaves the rest queued.
+func TestEngineOnlyRestrictsDelivery(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev struct{ ID string }
+		_ = json.Unmarshal(body, &ev)
+		mu.Lock()
+		got[ev.ID] = true
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	st := openTestStore(t, t.TempDir())
+	chosen, other := enqueue(t, st, "t"), enqueue(t, st, "t")
+	e := deliver.New(st, []deliver.Target{testTarget("t", srv.URL)}, deliver.Options{Rescan: time.Hour, Only: func(id string) bool { return id == chosen }})
+	e.Start(context.Background())
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	e.Notify("t")
+	waitDelivery(t, st, chosen, "t", settled)
+	_ = e.Stop(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if got[other] {
+		t.Error("an event outside Only was delivered")
+	}
+	if depth, _ := st.QueueDepth("t"); depth != 1 {
+		t.Errorf("queue depth %d, want 1 (the other event still queued)", depth)
+	}
+}
