@@ -28,17 +28,7 @@ const (
 )
 
 func admConfig(mediaURL, archiveURL string) string {
-	return `
-server:
-  listen: 127.0.0.1:0
-admin:
-  listen: 127.0.0.1:0
-  token: ` + admToken + `
-storage:
-  path: {{DATA}}
-log:
-  level: warn
-sources:
+	return loopbackConfig("", "  token: "+admToken+"\n") + `sources:
   sp:
     provider: sketchpen
     secrets: [` + admSecret + `]

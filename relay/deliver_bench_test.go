@@ -1,63 +1,19 @@
 package relay_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
-	"github.com/hookrelay/hookrelay/providers/registry"
-	"github.com/hookrelay/hookrelay/relay"
-	"github.com/hookrelay/hookrelay/relay/config"
 )
-
-// benchStartRelay starts a server from yamlText ({{DATA}}: a fresh
-// directory) and returns its public URL; it stops at the end of tb.
-func benchStartRelay(tb testing.TB, yamlText string) string {
-	tb.Helper()
-	yamlText = strings.ReplaceAll(yamlText, "{{DATA}}", tb.TempDir())
-	cfg, err := config.Parse("bench.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
-	if err != nil {
-		tb.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(benchLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := relay.New(cfg, log, "bench")
-	if err != nil {
-		tb.Fatalf("relay.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		cancel()
-		tb.Fatalf("Start: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
-	return "http://" + srv.Addr("public")
-}
-
-type benchLogWriter struct{ tb testing.TB }
-
-func (w benchLogWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // BenchmarkEndToEnd posts b.N signed sketchpen webhooks, 32 at a time,
 // through the real server (verification, dedupe, Badger, delivery engine)
@@ -90,7 +46,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		mu.Unlock()
 	}))
 	defer sink.Close()
-	url := benchStartRelay(b, dlConfigHead+`
+	url := startServer(b, dlConfigHead+`
 targets:
   sink:
     url: `+sink.URL+`
@@ -99,12 +55,9 @@ targets:
 routes:
   - name: all
     targets: [sink]
-`) + "/webhooks/sp-a"
+`).URL + "/webhooks/sp-a"
 
-	signer, err := registry.New("sketchpen", providers.Options{Secrets: []string{dlSketchpenSecret}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	adapter := signer(b, "sketchpen", providers.Options{Secrets: []string{dlSketchpenSecret}})
 	type webhook struct {
 		h    http.Header
 		body []byte
@@ -113,7 +66,7 @@ routes:
 	now := time.Now()
 	for i := range hooks {
 		body := sketchpenBody("video.completed", fmt.Sprintf("bench-%d-%d", now.UnixNano(), i), now.Unix())
-		h, err := signer.Sign(body, now)
+		h, err := adapter.Sign(body, now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -135,23 +88,17 @@ routes:
 				if i >= b.N {
 					return
 				}
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(hooks[i].body))
-				req.Header = hooks[i].h.Clone()
-				resp, err := client.Do(req)
+				r, _, err := doRequest(client, http.MethodPost, url, hooks[i].h, hooks[i].body, false)
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
 				accepted[i] = time.Now()
-				var out map[string]string
-				_ = json.Unmarshal(raw, &out)
-				if resp.StatusCode != http.StatusOK || out["status"] != "accepted" {
-					b.Errorf("POST: %d %s", resp.StatusCode, raw)
+				if r.Status != http.StatusOK || r.Body["status"] != "accepted" {
+					b.Errorf("POST: %d %s", r.Status, r.Raw)
 					return
 				}
-				ids[i] = out["id"]
+				ids[i] = r.Body["id"]
 			}
 		})
 	}

@@ -177,17 +177,8 @@ func dlCodes(as []store.Attempt) []int {
 }
 
 // dlConfigHead is the part of every delivery test config before targets:
-// three sources on ephemeral loopback ports.
-const dlConfigHead = `
-server:
-  listen: 127.0.0.1:0
-admin:
-  listen: 127.0.0.1:0
-storage:
-  path: {{DATA}}
-log:
-  level: warn
-sources:
+// loopbackConfig with three sources.
+var dlConfigHead = loopbackConfig("", "") + `sources:
   sp-a:
     provider: sketchpen
     secrets: [` + dlSketchpenSecret + `]

@@ -27,10 +27,28 @@ type testServer struct {
 	done   chan error
 }
 
+// loopbackConfig returns the start of an end-to-end test config: the
+// public and admin listeners on ephemeral loopback ports, storage in
+// {{DATA}} (see startServer) and warn-level logs. serverLines and
+// adminLines add settings to those sections ("" for none); the test
+// appends its sources, targets and routes.
+func loopbackConfig(serverLines, adminLines string) string {
+	return `
+server:
+  listen: 127.0.0.1:0
+` + serverLines + `admin:
+  listen: 127.0.0.1:0
+` + adminLines + `storage:
+  path: {{DATA}}
+log:
+  level: warn
+`
+}
+
 // startServer parses yamlText (with {{DATA}} replaced by a fresh storage
 // directory unless dataDir is given), starts the server and stops it at the
-// end of the test.
-func startServer(t *testing.T, yamlText string, dataDir ...string) *testServer {
+// end of the test or benchmark.
+func startServer(t testing.TB, yamlText string, dataDir ...string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	if len(dataDir) > 0 {
@@ -61,7 +79,7 @@ func startServer(t *testing.T, yamlText string, dataDir ...string) *testServer {
 }
 
 // Stop shuts the server down (idempotent).
-func (ts *testServer) Stop(t *testing.T) {
+func (ts *testServer) Stop(t testing.TB) {
 	t.Helper()
 	if ts.cancel == nil {
 		return
@@ -79,7 +97,7 @@ func (ts *testServer) Stop(t *testing.T) {
 }
 
 // testWriter sends log output to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -87,7 +105,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // signer returns the adapter of provider built with opts, for signing.
-func signer(t *testing.T, provider string, opts providers.Options) providers.Adapter {
+func signer(t testing.TB, provider string, opts providers.Options) providers.Adapter {
 	t.Helper()
 	a, err := registry.New(provider, opts)
 	if err != nil {
@@ -106,32 +124,67 @@ func signedHeaders(t *testing.T, provider, secret string, body []byte, now time.
 	return h
 }
 
-// response is a decoded JSON answer of the public listener.
+// response is a decoded JSON answer of the relay.
 type response struct {
 	Status int
+	Proto  string // HTTP/1.1, HTTP/2.0
 	Body   map[string]string
 	Raw    string
 }
 
-// post sends body with headers h to url.
-func post(t *testing.T, url string, h http.Header, body []byte) response {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+// doRequest sends a request with client and returns the decoded answer and
+// its headers, or an error; it may run on any goroutine. chunked sends the
+// body with chunked transfer encoding instead of a Content-Length.
+func doRequest(client *http.Client, method, url string, h http.Header, body []byte, chunked bool) (response, http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, nil, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	if chunked {
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		return response{}, nil, err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := response{Status: resp.StatusCode, Raw: string(raw)}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, nil, err
+	}
+	r := response{Status: resp.StatusCode, Proto: resp.Proto, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)
+	return r, resp.Header, nil
+}
+
+// mustDo is doRequest on the test's goroutine: an error ends the test.
+func mustDo(t *testing.T, client *http.Client, method, url string, h http.Header, body []byte, chunked bool) (response, http.Header) {
+	t.Helper()
+	r, hdr, err := doRequest(client, method, url, h, body, chunked)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return r, hdr
+}
+
+// post sends body with headers h and Content-Type application/json to url.
+func post(t *testing.T, url string, h http.Header, body []byte) response {
+	t.Helper()
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json")
+	r, _ := mustDo(t, http.DefaultClient, http.MethodPost, url, h, body, false)
 	return r
 }
 

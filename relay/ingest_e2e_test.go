@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -26,20 +25,10 @@ const (
 	e2eMaxBody   = 1024
 )
 
-// e2eConfig is the config of the ingest tests: a public listener and an
-// admin listener on ephemeral loopback ports, a fresh Badger directory and
-// no targets (every event is stored unrouted).
-var e2eConfig = `
-server:
-  listen: 127.0.0.1:0
-  max_body_bytes: ` + strconv.Itoa(e2eMaxBody) + `
-admin:
-  listen: 127.0.0.1:0
-storage:
-  path: {{DATA}}
-log:
-  level: warn
-sources:
+// e2eConfig is the config of the ingest tests: loopbackConfig with a small
+// max_body_bytes, four sources and no targets (every event is stored
+// unrouted).
+var e2eConfig = loopbackConfig("  max_body_bytes: "+strconv.Itoa(e2eMaxBody)+"\n", "") + `sources:
   sp:
     provider: sketchpen
     secrets: [` + e2eSecret + `, ` + e2eOldSecret + `]
@@ -61,50 +50,6 @@ sources:
 var e2eClient = &http.Client{
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 0},
 	Timeout:   30 * time.Second,
-}
-
-// e2eDo sends a request and returns the decoded answer, or an error (for
-// use from other goroutines than the test's). chunked sends the body with
-// chunked transfer encoding instead of a Content-Length.
-func e2eDo(method, url string, h http.Header, body []byte, chunked bool) (response, http.Header, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return response{}, nil, err
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	if chunked {
-		req.ContentLength = -1
-		req.TransferEncoding = []string{"chunked"}
-		req.Body = io.NopCloser(bytes.NewReader(body))
-	}
-	resp, err := e2eClient.Do(req)
-	if err != nil {
-		return response{}, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, nil, err
-	}
-	r := response{Status: resp.StatusCode, Raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.Body)
-	return r, resp.Header, nil
-}
-
-// e2eMust is e2eDo for the test goroutine.
-func e2eMust(t *testing.T, method, url string, h http.Header, body []byte, chunked bool) (response, http.Header) {
-	t.Helper()
-	r, hdr, err := e2eDo(method, url, h, body, chunked)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return r, hdr
 }
 
 // e2eBody returns a distinct sketchpen body; pad makes it exactly size
@@ -213,7 +158,7 @@ func TestWebhookResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, hdr := e2eMust(t, tt.method, ts.URL+tt.path, tt.h, tt.body, tt.chunked)
+			r, hdr := mustDo(t, e2eClient, tt.method, ts.URL+tt.path, tt.h, tt.body, tt.chunked)
 			if got, want := r.Status, tt.status; got != want {
 				t.Fatalf("status = %d, want %d (%s)", got, want, r.Raw)
 			}
@@ -250,7 +195,7 @@ func TestWrongSecretLeaksNothing(t *testing.T) {
 	now := time.Now()
 	b := e2eBody(t, "wrong-secret", 0)
 	h := signedHeaders(t, "sketchpen", e2eOtherKey, b, now)
-	r, _ := e2eMust(t, "POST", ts.URL+"/webhooks/sp", h, b, false)
+	r, _ := mustDo(t, e2eClient, "POST", ts.URL+"/webhooks/sp", h, b, false)
 	if got, want := r.Status, http.StatusUnauthorized; got != want {
 		t.Fatalf("status = %d, want %d (%s)", got, want, r.Raw)
 	}
@@ -379,7 +324,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 			for i := range clients {
 				wg.Go(func() {
 					<-start
-					results[i], _, errs[i] = e2eDo("POST", ts.URL+"/webhooks/sp", h, b, false)
+					results[i], _, errs[i] = doRequest(e2eClient, "POST", ts.URL+"/webhooks/sp", h, b, false)
 				})
 			}
 			close(start)
@@ -549,7 +494,7 @@ func TestStoreUnavailable(t *testing.T) {
 	if err := ts.Store().Close(context.Background()); err != nil {
 		t.Fatalf("close store: %v", err)
 	}
-	r, hdr := e2eMust(t, "POST", ts.URL+"/webhooks/sp", refusedH, refused, false)
+	r, hdr := mustDo(t, e2eClient, "POST", ts.URL+"/webhooks/sp", refusedH, refused, false)
 	if got, want := r.Status, http.StatusServiceUnavailable; got != want {
 		t.Fatalf("status = %d, want %d (%s)", got, want, r.Raw)
 	}
@@ -559,10 +504,10 @@ func TestStoreUnavailable(t *testing.T) {
 	if r.Body["error"] == "" {
 		t.Errorf("body %q has no error", r.Raw)
 	}
-	if r, _ := e2eMust(t, "GET", ts.URL+"/readyz", nil, nil, false); r.Status != http.StatusServiceUnavailable {
+	if r, _ := mustDo(t, e2eClient, "GET", ts.URL+"/readyz", nil, nil, false); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d %s with the store closed, want 503", r.Status, r.Raw)
 	}
-	if r, _ := e2eMust(t, "GET", ts.URL+"/healthz", nil, nil, false); r.Status != http.StatusOK {
+	if r, _ := mustDo(t, e2eClient, "GET", ts.URL+"/healthz", nil, nil, false); r.Status != http.StatusOK {
 		t.Errorf("/healthz = %d %s, want 200 (the process is up)", r.Status, r.Raw)
 	}
 	ts.Stop(t)

@@ -1,7 +1,6 @@
 package relay_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,10 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,7 +21,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/tlsedge/tlsedgetest"
-	"github.com/hookrelay/hookrelay/verify"
 )
 
 const tlsSecret = "whsec_tls_test_secret"
@@ -33,10 +28,7 @@ const tlsSecret = "whsec_tls_test_secret"
 // tlsConfig is a config with automatic HTTPS for two domains against a
 // Pebble CA on loopback.
 func tlsConfig(pebble *tlsedgetest.CA, httpsPort, httpPort int) string {
-	return `
-server:
-  listen: 127.0.0.1:0
-tls:
+	return loopbackConfig("", "") + `tls:
   domains: [hooks.example.com, slow.example.com]
   email: ops@example.com
   ca: ` + pebble.DirectoryURL + `
@@ -44,12 +36,6 @@ tls:
   https_port: ` + strconv.Itoa(httpsPort) + `
   http_port: ` + strconv.Itoa(httpPort) + `
   listen_host: 127.0.0.1
-admin:
-  listen: 127.0.0.1:0
-storage:
-  path: {{DATA}}
-log:
-  level: warn
 sources:
   sketchpen-prod:
     provider: sketchpen
@@ -82,36 +68,19 @@ func leafSerial(addr, serverName string, roots *x509.CertPool) string {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
-type jsonResponse struct {
-	status int
-	proto  string
-	body   map[string]string
-}
-
-func doJSON(t *testing.T, c *http.Client, req *http.Request) jsonResponse {
+// tlsGet GETs url with client.
+func tlsGet(t *testing.T, client *http.Client, url string) response {
 	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := jsonResponse{status: resp.StatusCode, proto: resp.Proto}
-	_ = json.Unmarshal(raw, &r.body)
+	r, _ := mustDo(t, client, http.MethodGet, url, nil, nil, false)
 	return r
 }
 
-func signedSketchpen(t *testing.T, url string, body []byte) *http.Request {
+// tlsPost posts body to url with client, signed as sketchpen does with
+// tlsSecret.
+func tlsPost(t *testing.T, client *http.Client, url string, body []byte) response {
 	t.Helper()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Sketchpen-Timestamp", ts)
-	req.Header.Set("X-Sketchpen-Signature", "sha256="+hex.EncodeToString(verify.HMACSHA256([]byte(tlsSecret), []byte(ts), []byte("."), body)))
-	return req
+	r, _ := mustDo(t, client, http.MethodPost, url, signedHeaders(t, "sketchpen", tlsSecret, body, time.Now()), body, false)
+	return r
 }
 
 // TestAutomaticHTTPS runs hookrelay against Pebble: certificates for two
@@ -162,15 +131,12 @@ func TestAutomaticHTTPS(t *testing.T) {
 		return leafSerial(httpsAddr, "hooks.example.com", pebble.IssuerRoots) != ""
 	})
 	client := httpsClient(httpsAddr, pebble.IssuerRoots)
-	readyz := func() jsonResponse {
-		req, _ := http.NewRequest(http.MethodGet, "https://hooks.example.com/readyz", nil)
-		return doJSON(t, client, req)
-	}
-	if r := readyz(); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body["reason"], "slow.example.com") {
-		t.Errorf("/readyz before every certificate = %d %v, want 503 naming slow.example.com", r.status, r.body)
+	readyz := func() response { return tlsGet(t, client, "https://hooks.example.com/readyz") }
+	if r := readyz(); r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Body["reason"], "slow.example.com") {
+		t.Errorf("/readyz before every certificate = %d %v, want 503 naming slow.example.com", r.Status, r.Body)
 	}
 	release()
-	waitFor(t, 30*time.Second, "/readyz 200", func() bool { return readyz().status == http.StatusOK })
+	waitFor(t, 30*time.Second, "/readyz 200", func() bool { return readyz().Status == http.StatusOK })
 	if leafSerial(httpsAddr, "slow.example.com", pebble.IssuerRoots) == "" {
 		t.Error("no certificate for slow.example.com after ready")
 	}
@@ -178,14 +144,14 @@ func TestAutomaticHTTPS(t *testing.T) {
 
 	// A signed webhook over HTTPS (HTTP/2), trusting only Pebble's root.
 	body := sketchpenBody("video.completed", "vid_tls_1", time.Now().Unix())
-	r := doJSON(t, client, signedSketchpen(t, "https://hooks.example.com/webhooks/sketchpen-prod", body))
-	if r.status != http.StatusOK || r.body["status"] != "accepted" || r.body["id"] == "" {
-		t.Fatalf("signed webhook = %d %v, want 200 accepted", r.status, r.body)
+	r := tlsPost(t, client, "https://hooks.example.com/webhooks/sketchpen-prod", body)
+	if r.Status != http.StatusOK || r.Body["status"] != "accepted" || r.Body["id"] == "" {
+		t.Fatalf("signed webhook = %d %v, want 200 accepted", r.Status, r.Body)
 	}
-	if r.proto != "HTTP/2.0" {
-		t.Errorf("webhook served over %s, want HTTP/2.0", r.proto)
+	if r.Proto != "HTTP/2.0" {
+		t.Errorf("webhook served over %s, want HTTP/2.0", r.Proto)
 	}
-	firstID := r.body["id"]
+	firstID := r.Body["id"]
 	serial := leafSerial(httpsAddr, "hooks.example.com", pebble.IssuerRoots)
 	orders, accounts := pebble.Requests(tlsedgetest.NewOrderPath), pebble.Requests(tlsedgetest.NewAccountPath)
 	if orders != 2 {
@@ -200,7 +166,7 @@ func TestAutomaticHTTPS(t *testing.T) {
 	ts = startServer(t, cfg, dir)
 	client = httpsClient(httpsAddr, pebble.IssuerRoots)
 	waitFor(t, 10*time.Second, "/readyz 200 after restart", func() bool {
-		return leafSerial(httpsAddr, "hooks.example.com", pebble.IssuerRoots) != "" && readyz().status == http.StatusOK
+		return leafSerial(httpsAddr, "hooks.example.com", pebble.IssuerRoots) != "" && readyz().Status == http.StatusOK
 	})
 	t.Logf("ready after restart in %v", time.Since(restart).Round(time.Millisecond))
 	if got := leafSerial(httpsAddr, "hooks.example.com", pebble.IssuerRoots); got != serial {
@@ -212,9 +178,9 @@ func TestAutomaticHTTPS(t *testing.T) {
 	if got := pebble.Requests(tlsedgetest.NewAccountPath); got != accounts {
 		t.Errorf("new-account requests after restart = %d, want %d", got, accounts)
 	}
-	r = doJSON(t, client, signedSketchpen(t, "https://hooks.example.com/webhooks/sketchpen-prod", body))
-	if r.status != http.StatusOK || r.body["status"] != "duplicate" || r.body["id"] != firstID {
-		t.Errorf("same webhook after restart = %d %v, want 200 duplicate of %s", r.status, r.body, firstID)
+	r = tlsPost(t, client, "https://hooks.example.com/webhooks/sketchpen-prod", body)
+	if r.Status != http.StatusOK || r.Body["status"] != "duplicate" || r.Body["id"] != firstID {
+		t.Errorf("same webhook after restart = %d %v, want 200 duplicate of %s", r.Status, r.Body, firstID)
 	}
 	t.Logf("whole test: %v", time.Since(start).Round(time.Millisecond))
 }
@@ -245,13 +211,12 @@ sources:
 	roots.AppendCertsFromPEM(readFile(t, certFile))
 	addr := ts.Addr("https")
 	client := httpsClient(addr, roots)
-	req, _ := http.NewRequest(http.MethodGet, "https://files.example.test/readyz", nil)
-	if r := doJSON(t, client, req); r.status != http.StatusOK {
-		t.Fatalf("/readyz = %d %v, want 200", r.status, r.body)
+	if r := tlsGet(t, client, "https://files.example.test/readyz"); r.Status != http.StatusOK {
+		t.Fatalf("/readyz = %d %v, want 200", r.Status, r.Body)
 	}
 	body := sketchpenBody("video.completed", "vid_files_1", time.Now().Unix())
-	if r := doJSON(t, client, signedSketchpen(t, "https://files.example.test/webhooks/sketchpen-prod", body)); r.status != http.StatusOK || r.body["status"] != "accepted" {
-		t.Fatalf("signed webhook = %d %v, want 200 accepted", r.status, r.body)
+	if r := tlsPost(t, client, "https://files.example.test/webhooks/sketchpen-prod", body); r.Status != http.StatusOK || r.Body["status"] != "accepted" {
+		t.Fatalf("signed webhook = %d %v, want 200 accepted", r.Status, r.Body)
 	}
 	// SIGHUP reloads a replaced pair at once (the files are polled too,
 	// every few seconds; package tlsedge tests that)

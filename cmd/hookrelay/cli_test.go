@@ -237,36 +237,70 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// cliProc is a running `hookrelay serve`.
+// cliProc is a running hookrelay process (serve or sink) started by
+// cliStart.
 type cliProc struct {
-	cmd  *exec.Cmd
-	addr string        // public listener, host:port
-	done chan struct{} // closed when the process has exited
-	err  error         // of Wait, valid after done
+	cmd   *exec.Cmd
+	addrs map[string]string // listener name (public, admin, sink, ...) -> host:port
+	addr  string            // the first listener waited for: serve's public one
+	done  chan struct{}     // closed when the process has exited
+	err   error             // of Wait, valid after done
 
+	log    syncBuffer // all of stderr
+	stdout syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that the process's output and the test
+// may use at once.
+type syncBuffer struct {
 	mu  sync.Mutex
-	log bytes.Buffer // all of stderr
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Log returns stderr so far.
-func (p *cliProc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
+func (p *cliProc) Log() string { return p.log.String() }
+
+// listenerREs match the stderr lines in which hookrelay names a listener
+// and its address: serve's "listening" log line (text or JSON) and the
+// sink's banner.
+var listenerREs = []*regexp.Regexp{
+	regexp.MustCompile(`msg=listening listener=(\w+) addr=([^\s"]+)`),
+	regexp.MustCompile(`"msg":"listening","listener":"(\w+)","addr":"([^"]+)"`),
+	regexp.MustCompile(`(sink) listening on http://(\S+)`),
 }
 
-var (
-	listenTextRE = regexp.MustCompile(`msg=listening listener=public addr=(127\.0\.0\.1:\d+)`)
-	listenJSONRE = regexp.MustCompile(`"msg":"listening","listener":"public","addr":"(127\.0\.0\.1:\d+)"`)
-)
+// listenerAddr returns the listener and address that line names, if any.
+func listenerAddr(line string) (name, addr string, ok bool) {
+	for _, re := range listenerREs {
+		if m := re.FindStringSubmatch(line); m != nil {
+			return m[1], m[2], true
+		}
+	}
+	return "", "", false
+}
 
-// cliServe starts `hookrelay serve --config cfgPath` and returns once the
-// public listener's address is logged. The process is killed at the end of
-// the test if it is still running.
-func cliServe(t *testing.T, env []string, cfgPath string) *cliProc {
+// cliStart starts the binary with args and env and returns once stderr
+// has named the address of every listener in want, or an error with the
+// log if the process exits first (a test may retry, say when a port was
+// taken). The process is killed at the end of the test if it is still
+// running.
+func cliStart(t *testing.T, env []string, args []string, want ...string) (*cliProc, error) {
 	t.Helper()
-	p := &cliProc{cmd: exec.Command(cliBinary, "serve", "--config", cfgPath), done: make(chan struct{})}
+	p := &cliProc{cmd: exec.Command(cliBinary, args...), addrs: map[string]string{}, done: make(chan struct{})}
 	p.cmd.Env = env
+	p.cmd.Stdout = &p.stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -274,20 +308,18 @@ func cliServe(t *testing.T, env []string, cfgPath string) *cliProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addrc := make(chan string, 1)
+	ready := make(chan struct{})
 	go func() {
+		listening := false
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			for _, re := range []*regexp.Regexp{listenTextRE, listenJSONRE} {
-				if m := re.FindStringSubmatch(line); m != nil {
-					select {
-					case addrc <- m[1]:
-					default:
-					}
+			p.log.Write([]byte(line + "\n"))
+			if name, addr, ok := listenerAddr(line); ok && !listening {
+				p.addrs[name] = addr
+				if listening = hasAll(p.addrs, want); listening {
+					p.addr = p.addrs[want[0]]
+					close(ready)
 				}
 			}
 		}
@@ -304,11 +336,37 @@ func cliServe(t *testing.T, env []string, cfgPath string) *cliProc {
 		}
 	})
 	select {
-	case p.addr = <-addrc:
+	case <-ready:
+		return p, nil
 	case <-p.done:
-		t.Fatalf("serve exited before listening: %v\n%s", p.err, p.Log())
+		return nil, fmt.Errorf("%s exited before listening: %v\n%s", args[0], p.err, p.Log())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not log its public address within 30s:\n%s", p.Log())
+		t.Fatalf("%s did not log the addresses of %v within 30s:\n%s", args[0], want, p.Log())
+	}
+	return nil, nil
+}
+
+// hasAll reports whether addrs has an address for every name.
+func hasAll(addrs map[string]string, names []string) bool {
+	for _, n := range names {
+		if addrs[n] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// cliServe starts `hookrelay serve --config cfgPath` and returns once the
+// listeners named in want (the public one if none) have logged their
+// addresses; it fails the test if serve exits first.
+func cliServe(t *testing.T, env []string, cfgPath string, want ...string) *cliProc {
+	t.Helper()
+	if len(want) == 0 {
+		want = []string{"public"}
+	}
+	p, err := cliStart(t, env, []string{"serve", "--config", cfgPath}, want...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
@@ -332,11 +390,44 @@ func (p *cliProc) wait(t *testing.T) int {
 	return 0
 }
 
+// stop sends sig to the process and returns its exit code.
+func (p *cliProc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	return p.wait(t)
+}
+
+// kill SIGKILLs the process and waits for it to be gone.
+func (p *cliProc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+// cliWriteConfig writes a config file with text and returns its path.
+func cliWriteConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // cliConfig writes a serve config for one sketchpen source "sp" on
 // ephemeral loopback ports with data in dataDir, and returns its path.
 func cliConfig(t *testing.T, dataDir, logFormat string, sync bool) string {
 	t.Helper()
-	text := fmt.Sprintf(`server:
+	return cliWriteConfig(t, cliConfigText(dataDir, logFormat, sync))
+}
+
+// cliConfigText is the text of cliConfig; more sections may follow it.
+func cliConfigText(dataDir, logFormat string, sync bool) string {
+	return fmt.Sprintf(`server:
   listen: 127.0.0.1:0
   shutdown_timeout: 10s
 admin:
@@ -352,17 +443,12 @@ sources:
     provider: sketchpen
     secrets: ["${SECRET}"]
 `, dataDir, sync, logFormat)
-	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
-// cliSigner signs sketchpen webhooks with cliSecret.
-func cliSigner(t testing.TB) providers.Adapter {
+// cliSigner signs sketchpen webhooks with secret.
+func cliSigner(t testing.TB, secret string) providers.Adapter {
 	t.Helper()
-	a, err := registry.New("sketchpen", providers.Options{Secrets: []string{cliSecret}})
+	a, err := registry.New("sketchpen", providers.Options{Secrets: []string{secret}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +492,7 @@ func TestServeCleanShutdown(t *testing.T) {
 		{"json log, SIGTERM", "json", syscall.SIGTERM},
 		{"text log, SIGINT", "text", syscall.SIGINT},
 	}
-	signer := cliSigner(t)
+	signer := cliSigner(t, cliSecret)
 	dataDir := t.TempDir()
 	var firstID string
 	body := []byte(`{"event":"video.completed","video_id":"v-clean","created_at":1700000000}`)
@@ -430,10 +516,7 @@ func TestServeCleanShutdown(t *testing.T) {
 			} else if out["status"] != "duplicate" || out["id"] != firstID {
 				t.Errorf("after a restart: %v, want duplicate of %s", out, firstID)
 			}
-			if err := p.cmd.Process.Signal(tt.sig); err != nil {
-				t.Fatal(err)
-			}
-			if got, want := p.wait(t), 0; got != want {
+			if got, want := p.stop(t, tt.sig), 0; got != want {
 				t.Errorf("exit code = %d, want %d\n%s", got, want, p.Log())
 			}
 			log := p.Log()

@@ -50,7 +50,7 @@ func crashRun(t *testing.T, syncWrites bool) {
 	dataDir := t.TempDir()
 	cfgPath := cliConfig(t, dataDir, "text", syncWrites)
 	env := cliEnv("SECRET=" + cliSecret)
-	signer := cliSigner(t)
+	signer := cliSigner(t, cliSecret)
 
 	p := cliServe(t, env, cfgPath)
 	url := "http://" + p.addr + "/webhooks/sp"
@@ -160,10 +160,7 @@ func crashRun(t *testing.T, syncWrites bool) {
 	}
 	t.Logf("after the restart: %d answered-200 webhooks all duplicates with their ids; %d unanswered re-sent", answered, resentUnanswered)
 
-	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := p2.wait(t), 0; got != want {
+	if got, want := p2.stop(t, syscall.SIGTERM), 0; got != want {
 		t.Errorf("exit code after SIGTERM = %d, want %d\n%s", got, want, p2.Log())
 	}
 }

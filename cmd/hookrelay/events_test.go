@@ -1,21 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,11 +104,7 @@ routes:
       sources: [sp]
     targets: [main]
 `, adminAddr, token, dataDir, evSecret, mainURL, otherURL)
-	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return cliWriteConfig(t, text)
 }
 
 // evFreeAddr returns a loopback address nothing listens on right now.
@@ -129,132 +118,19 @@ func evFreeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// evProc is a running `hookrelay serve` with its bound addresses, read
-// from its JSON "listening" log lines.
-type evProc struct {
-	cmd           *exec.Cmd
-	public, admin string
-	done          chan struct{}
-	err           error
-
-	mu  sync.Mutex
-	log bytes.Buffer
-}
-
-func (p *evProc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// evServe starts serve and returns once both listeners are logged, or nil
-// if the process exits first (the log says why).
-func evServe(t *testing.T, cfgPath string) (*evProc, error) {
-	t.Helper()
-	p := &evProc{cmd: exec.Command(cliBinary, "serve", "--config", cfgPath), done: make(chan struct{})}
-	p.cmd.Env = cliEnv()
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		addrs, listening := map[string]string{}, false
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.mu.Lock()
-			p.log.Write(line)
-			p.log.WriteByte('\n')
-			p.mu.Unlock()
-			var rec struct{ Msg, Listener, Addr string }
-			if listening || json.Unmarshal(line, &rec) != nil || rec.Msg != "listening" {
-				continue
-			}
-			addrs[rec.Listener] = rec.Addr
-			if addrs["public"] != "" && addrs["admin"] != "" {
-				p.public, p.admin, listening = addrs["public"], addrs["admin"], true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	select {
-	case <-ready:
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("serve exited before listening: %v\n%s", p.err, p.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not log its listeners within 30s:\n%s", p.Log())
-	}
-	return nil, nil
-}
-
-// stop sends SIGTERM and returns the exit code.
-func (p *evProc) stop(t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not exit within 30s of SIGTERM:\n%s", p.Log())
-	}
-	if ee, ok := p.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-// evSign signs body as Sketchpen does: HMAC-SHA256 with the secret over
-// "<unix ts>.<body>", hex in X-Sketchpen-Signature.
-func evSign(body []byte, now time.Time) http.Header {
-	ts := strconv.FormatInt(now.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(evSecret))
-	m.Write([]byte(ts + "."))
-	m.Write(body)
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Sketchpen-Timestamp", ts)
-	h.Set("X-Sketchpen-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
-	return h
-}
-
 // evPost sends a signed sketchpen webhook and returns the accepted id.
 func evPost(t *testing.T, publicAddr string, body []byte) (string, http.Header) {
 	t.Helper()
-	h := evSign(body, time.Now())
-	req, err := http.NewRequest(http.MethodPost, "http://"+publicAddr+"/webhooks/sp", bytes.NewReader(body))
+	h, err := cliSigner(t, evSecret).Sign(body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header = h.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	status, out, err := cliPost(http.DefaultClient, "http://"+publicAddr+"/webhooks/sp", h, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out map[string]string
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != http.StatusOK || out["status"] != "accepted" || out["id"] == "" {
-		t.Fatalf("POST webhook = %d %v, want 200 accepted", resp.StatusCode, out)
+	if status != http.StatusOK || out["status"] != "accepted" || out["id"] == "" {
+		t.Fatalf("POST webhook = %d %v, want 200 accepted", status, out)
 	}
 	return out["id"], h
 }
@@ -329,23 +205,23 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 
 	var cfgPath string
-	var srv *evProc
+	var srv *cliProc
 	for try := 0; srv == nil; try++ {
 		adminAddr := evFreeAddr(t)
 		cfgPath = evConfig(t, dataDir, adminAddr, evToken, mainT.URL, otherT.URL)
-		p, err := evServe(t, cfgPath)
+		p, err := cliStart(t, cliEnv(), []string{"serve", "--config", cfgPath}, "public", "admin")
 		if err != nil {
 			if try < 3 && strings.Contains(err.Error(), "address already in use") {
 				continue // the free port was taken meanwhile
 			}
 			t.Fatal(err)
 		}
-		if p.admin != adminAddr {
-			t.Fatalf("admin listener on %s, configured %s", p.admin, adminAddr)
+		if p.addrs["admin"] != adminAddr {
+			t.Fatalf("admin listener on %s, configured %s", p.addrs["admin"], adminAddr)
 		}
 		srv = p
 	}
-	cl := admin.NewClient(srv.admin, evToken)
+	cl := admin.NewClient(srv.addrs["admin"], evToken)
 	run := func(args ...string) cliResult {
 		t.Helper()
 		return cliRun(t, cliEnv(), args...)
@@ -353,7 +229,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 
 	// A webhook whose delivery dies: main answers 404 (permanent).
 	bodyA := []byte(`{"event":"video.completed","video_id":"vid-A","created_at":1700000000,"data":{"duration":12.5}}`)
-	idA, headersA := evPost(t, srv.public, bodyA)
+	idA, headersA := evPost(t, srv.addr, bodyA)
 	evWaitStatus(t, cl, idA, store.StatusDead)
 
 	// events list --status dead --json: one JSON line, the spec's fields.
@@ -484,7 +360,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 		}
 	}
 	// A config with the wrong token gets 401, not the store.
-	wrongCfg := evConfig(t, dataDir, srv.admin, "wrong-token", mainT.URL, otherT.URL)
+	wrongCfg := evConfig(t, dataDir, srv.addrs["admin"], "wrong-token", mainT.URL, otherT.URL)
 	if res := run("events", "list", "--config", wrongCfg); res.code != 1 || !strings.Contains(res.stderr, "401") {
 		t.Errorf("events list with a wrong token: exit %d stderr %q, want 1 and HTTP 401", res.code, res.stderr)
 	}
@@ -492,9 +368,9 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	// Offline: another dead event, then stop the server.
 	mainT.status.Store(http.StatusNotFound)
 	bodyB := []byte(`{"event":"video.completed","video_id":"vid-B","created_at":1700000100}`)
-	idB, _ := evPost(t, srv.public, bodyB)
+	idB, _ := evPost(t, srv.addr, bodyB)
 	evWaitStatus(t, cl, idB, store.StatusDead)
-	if code := srv.stop(t); code != 0 {
+	if code := srv.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve exit code after SIGTERM = %d, want 0\n%s", code, srv.Log())
 	}
 	mainBefore := len(mainT.requests())

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -114,25 +112,11 @@ func rcDuplicates(m map[string]int) (int, []string) {
 	return n, ids
 }
 
-// rcConfig writes the crash test's config: JSON logs, ephemeral ports,
+// rcConfig writes the crash test's config: cliConfig's with JSON logs, and
 // one target taking every event with fast retries and a long timeout.
 func rcConfig(t *testing.T, dataDir, targetURL string) string {
 	t.Helper()
-	text := fmt.Sprintf(`server:
-  listen: 127.0.0.1:0
-  shutdown_timeout: 10s
-admin:
-  listen: 127.0.0.1:0
-storage:
-  path: %q
-log:
-  level: info
-  format: json
-sources:
-  sp:
-    provider: sketchpen
-    secrets: ["${SECRET}"]
-targets:
+	return cliWriteConfig(t, cliConfigText(dataDir, "json", false)+fmt.Sprintf(`targets:
   t:
     url: %s
     timeout: 30s
@@ -141,12 +125,7 @@ targets:
 routes:
   - name: all
     targets: [t]
-`, dataDir, targetURL)
-	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`, targetURL))
 }
 
 // rcWait polls cond every 10ms for up to 30s.
@@ -161,15 +140,6 @@ func rcWait(t *testing.T, p *cliProc, what string, cond func() bool) {
 	}
 }
 
-// rcKill SIGKILLs p and waits for it to be gone.
-func rcKill(t *testing.T, p *cliProc) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-}
-
 // TestRelayCrashDeliversEverything: SIGKILL the server while deliveries
 // are in flight to a slow target, and again while the target is down;
 // after the last restart every accepted event reaches the target
@@ -182,7 +152,7 @@ func TestRelayCrashDeliversEverything(t *testing.T) {
 	tg := newRCTarget(t)
 	cfgPath := rcConfig(t, t.TempDir(), tg.URL)
 	env := cliEnv("SECRET=" + cliSecret)
-	signer := cliSigner(t)
+	signer := cliSigner(t, cliSecret)
 	client := &http.Client{Timeout: 10 * time.Second}
 	var accepted []string
 	seq := 0
@@ -211,7 +181,7 @@ func TestRelayCrashDeliversEverything(t *testing.T) {
 		return n >= 8 && tg.inflight.Load() > 0
 	})
 	inflightAtKill := tg.inflight.Load()
-	rcKill(t, p)
+	p.kill(t)
 	processedAtKill, _ := tg.counts()
 
 	// 2. Target down: accept more, kill while they are being retried.
@@ -229,7 +199,7 @@ func TestRelayCrashDeliversEverything(t *testing.T) {
 		}
 		return true
 	})
-	rcKill(t, p)
+	p.kill(t)
 	_, refusedIDs := tg.counts()
 
 	// 3. Target up: the next server delivers everything.
@@ -244,10 +214,7 @@ func TestRelayCrashDeliversEverything(t *testing.T) {
 		}
 		return true
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t); code != 0 {
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit code after SIGTERM = %d, want 0\n%s", code, p.Log())
 	}
 

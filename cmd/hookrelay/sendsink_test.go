@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -19,64 +15,24 @@ import (
 const ssSinkSecret = "whsec_c2luay1zZWNyZXQtZm9yLXRlc3Rz" // base64("sink-secret-for-tests")
 
 // ssSink is a running `hookrelay sink --json`.
-type ssSink struct {
-	addr  string
-	mu    sync.Mutex
-	lines []string
-}
-
-var ssSinkAddrRE = regexp.MustCompile(`sink listening on http://(127\.0\.0\.1:\d+)`)
+type ssSink struct{ *cliProc }
 
 func startSSSink(t *testing.T) *ssSink {
 	t.Helper()
-	cmd := exec.Command(cliBinary, "sink", "--listen", "127.0.0.1:0", "--json", "--secret", ssSinkSecret)
-	cmd.Env = cliEnv()
-	stdout, err := cmd.StdoutPipe()
+	p, err := cliStart(t, cliEnv(), []string{"sink", "--listen", "127.0.0.1:0", "--json", "--secret", ssSinkSecret}, "sink")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	s := &ssSink{}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.lines = append(s.lines, sc.Text())
-			s.mu.Unlock()
-		}
-	}()
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := ssSinkAddrRE.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-	}()
-	select {
-	case s.addr = <-addrc:
-	case <-time.After(20 * time.Second):
-		t.Fatal("sink did not report its address")
-	}
-	return s
+	return &ssSink{p}
 }
 
-// received returns the sink's JSON lines decoded.
+// received returns the sink's complete JSON lines so far, decoded.
 func (s *ssSink) received(t *testing.T) []sinkLine {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]sinkLine, 0, len(s.lines))
-	for _, l := range s.lines {
+	lines := strings.Split(s.stdout.String(), "\n")
+	lines = lines[:len(lines)-1] // the last is empty or still being written
+	out := make([]sinkLine, 0, len(lines))
+	for _, l := range lines {
 		var sl sinkLine
 		if err := json.Unmarshal([]byte(l), &sl); err != nil {
 			t.Fatalf("sink printed a line that is not JSON: %q", l)
@@ -111,11 +67,7 @@ func ssConfig(t *testing.T, sinkAddr string) string {
 		fmt.Fprintf(&b, "  %s-src:\n    provider: %s\n    secrets: [%q]\n", p, p, sec)
 	}
 	fmt.Fprintf(&b, "targets:\n  sink:\n    url: http://%s/events\n    signing_secret: %s\n    retry: {initial_backoff: 50ms}\nroutes:\n  - targets: [sink]\n", sinkAddr, ssSinkSecret)
-	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return cliWriteConfig(t, b.String())
 }
 
 // TestSendThroughRelayToSink: for every provider, `send` signs like the

@@ -88,6 +88,33 @@ func waitDelivery(t *testing.T, st *store.Store, id, target string, done func(*s
 
 func settled(d *store.Delivery) bool { return d.Status != store.StatusPending }
 
+// deliverDead enqueues an event for target, waits for its delivery to
+// settle, checks that it died after the two attempts of a testTarget and
+// returns them.
+func deliverDead(t *testing.T, st *store.Store, e *deliver.Engine, target string) []store.Attempt {
+	t.Helper()
+	id := enqueue(t, st, target)
+	e.Notify(target)
+	d := waitDelivery(t, st, id, target, settled)
+	if d.Status != store.StatusDead || len(d.Attempts) != 2 {
+		t.Fatalf("delivery %s after %d attempts, want dead after 2", d.Status, len(d.Attempts))
+	}
+	return d.Attempts
+}
+
+// waitArrived waits up to 10s for a target's arrived counter to move and
+// fails the test, naming what never reached the target, if it does not.
+func waitArrived(t *testing.T, arrived *atomic.Int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for arrived.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal(what + " never reached the target")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 type outcomes struct {
 	mu sync.Mutex
 	n  map[string]int // "target/outcome" -> count
@@ -192,13 +219,7 @@ func TestEngineTimeout(t *testing.T) {
 	tg := testTarget("slow", srv.URL)
 	tg.Timeout = 100 * time.Millisecond
 	e := startEngine(t, st, nil, tg)
-	id := enqueue(t, st, "slow")
-	e.Notify("slow")
-	d := waitDelivery(t, st, id, "slow", settled)
-	if d.Status != store.StatusDead || len(d.Attempts) != 2 {
-		t.Fatalf("delivery %s after %d attempts, want dead after 2", d.Status, len(d.Attempts))
-	}
-	for _, a := range d.Attempts {
+	for _, a := range deliverDead(t, st, e, "slow") {
 		if a.StatusCode != 0 || !strings.Contains(a.Error, "timeout") {
 			t.Errorf("attempt recorded as %d %q, want a timeout", a.StatusCode, a.Error)
 		}
@@ -219,13 +240,7 @@ func TestEngineConnectionErrorRedacted(t *testing.T) {
 	ln.Close() // nothing listens there now
 	st := openTestStore(t, t.TempDir())
 	e := startEngine(t, st, nil, testTarget("down", "http://user:pw-s3cret@"+addr+"/hook?token=q-s3cret"))
-	id := enqueue(t, st, "down")
-	e.Notify("down")
-	d := waitDelivery(t, st, id, "down", settled)
-	if d.Status != store.StatusDead || len(d.Attempts) != 2 {
-		t.Fatalf("delivery %s after %d attempts, want dead after 2", d.Status, len(d.Attempts))
-	}
-	for _, a := range d.Attempts {
+	for _, a := range deliverDead(t, st, e, "down") {
 		if a.Error == "" || a.StatusCode != 0 {
 			t.Errorf("attempt recorded as %d %q, want a connection error", a.StatusCode, a.Error)
 		}
@@ -257,13 +272,7 @@ func TestEngineStopLeavesInFlightQueued(t *testing.T) {
 	e.Start(context.Background())
 	id := enqueue(t, st, "t")
 	e.Notify("t")
-	deadline := time.Now().Add(10 * time.Second)
-	for arrived.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the attempt never reached the target")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitArrived(t, &arrived, "the attempt")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.Stop(ctx); err == nil {
@@ -402,13 +411,7 @@ func TestEngineReplayDuringAttempt(t *testing.T) {
 	defer close(release)
 	id := enqueue(t, st, "t")
 	e.Notify("t")
-	deadline := time.Now().Add(10 * time.Second)
-	for arrived.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first attempt never reached the target")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitArrived(t, &arrived, "the first attempt")
 	if err := st.Requeue(context.Background(), id, "t", time.Now()); err != nil {
 		t.Fatal(err)
 	}
