@@ -95,6 +95,9 @@ func admGet(t *testing.T, method, url, auth, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}

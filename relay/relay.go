@@ -40,6 +40,8 @@ type Server struct {
 	errc    chan error
 	wg      sync.WaitGroup
 	closers []func() error // run by Shutdown after the listeners stop (TLS edge)
+	// adminCancel ends the contexts of admin requests (replay waits).
+	adminCancel context.CancelFunc
 }
 
 // New validates what the config alone cannot (adapters) and returns a
@@ -121,7 +123,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	if err := s.startPublic(ctx, h); err != nil {
-		s.closeAll(ctx)
+		_ = s.Shutdown(ctx)
 		return err
 	}
 	return nil
@@ -149,8 +151,11 @@ func (s *Server) listenAdmin(h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	base, cancel := context.WithCancel(context.Background())
+	s.adminCancel = cancel
 	srv := &http.Server{
-		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base },
+		Handler:     h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 15 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -161,8 +166,12 @@ func (s *Server) listenAdmin(h http.Handler) error {
 func redactHeaders(cfg *config.Config) map[string][]string {
 	out := map[string][]string{}
 	for name, sc := range cfg.Sources {
-		if sc.Header != "" {
-			out[name] = []string{http.CanonicalHeaderKey(sc.Header)}
+		// The callback header's value is a shared secret; a generic hmac
+		// source's signature header may not say "signature" in its name.
+		for _, h := range []string{sc.Header, sc.SignatureHeader} {
+			if h != "" {
+				out[name] = append(out[name], http.CanonicalHeaderKey(h))
+			}
 		}
 	}
 	return out
@@ -232,12 +241,28 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown stops the server gracefully within ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
-	var errs []error
-	for _, srv := range s.servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shutdown listener: %w", err))
-		}
+	// Every listener stops accepting at once and drains in parallel; admin
+	// requests that wait (replays) are told to give up.
+	if s.adminCancel != nil {
+		s.adminCancel()
 	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, srv := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("shutdown listener: %w", err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	s.wg.Wait()
 	for _, c := range s.closers {
 		if err := c(); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -51,7 +52,7 @@ func printConfig(out io.Writer, cfg *config.Config) {
 		if t.SigningSecret != "" {
 			signed = "yes"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d attempts, %s..%s\t%s\n", name, t.URL, t.Timeout.D(), t.MaxInFlight,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d attempts, %s..%s\t%s\n", name, redactURL(t.URL), t.Timeout.D(), t.MaxInFlight,
 			t.Retry.MaxAttempts, t.Retry.InitialBackoff.D(), t.Retry.MaxBackoff.D(), signed)
 	}
 	w.Flush()
@@ -81,4 +82,16 @@ func describeMatch(m config.Match) string {
 		return "every event"
 	}
 	return strings.Join(parts, " ")
+}
+
+// redactURL hides credentials a target URL may carry (userinfo, query).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.Redacted()
 }

@@ -311,6 +311,7 @@ func replayCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "id", Usage: "replay event `ID` (repeatable)"},
 			&cli.StringFlag{Name: "target", Usage: "send to target `NAME` instead of the events' own targets"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "list what would be sent; send nothing"},
+			&cli.BoolFlag{Name: "all", Usage: "replay every stored event (required when no other selector is given)"},
 			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "how long to wait for the first attempt of each delivery"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		),
@@ -336,6 +337,10 @@ func replay(c *cli.Context) error {
 		if _, ok := cfg.Targets[req.Target]; !ok {
 			return fmt.Errorf("--target: unknown target %q (known: %s)", req.Target, strings.Join(cfg.TargetNames(), ", "))
 		}
+	}
+	if len(f.IDs) == 0 && f.Source == "" && f.Provider == "" && f.Type == "" && f.Status == "" &&
+		f.Since.IsZero() && f.Until.IsZero() && !c.Bool("all") {
+		return errors.New("replay needs a selector (--id, --source, --provider, --type, --status, --since, --until), or --all to replay every stored event")
 	}
 	log := cliLogger(c)
 	b, err := openBackend(c.Context, cfg, log)

@@ -32,10 +32,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ec.ExitCode()
 		}
 		fmt.Fprintf(stderr, "hookrelay: %v\n", err)
-		if errors.As(err, &ec) {
-			return ec.ExitCode()
-		}
-		return 1
+		return 1 // SPEC: 0 success, 1 failure or bad input
 	}
 	return 0
 }

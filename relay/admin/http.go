@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -95,7 +96,42 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, rep)
 	})
-	return requireToken(token, mux)
+	return requireToken(token, sameHostOnly(token == "", mux))
+}
+
+// sameHostOnly refuses what a web page could make a browser send to a
+// loopback admin API: cross-origin requests (an Origin header), POSTs that
+// are not JSON (no CORS preflight), and, without a token, requests naming
+// a non-loopback Host (DNS rebinding).
+func sameHostOnly(checkHost bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			writeError(w, http.StatusForbidden, "cross-origin requests are refused")
+			return
+		}
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			writeError(w, http.StatusUnsupportedMediaType, "send Content-Type: application/json")
+			return
+		}
+		if checkHost && !loopbackHost(r.Host) {
+			writeError(w, http.StatusForbidden, "the admin API answers only to loopback host names")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func requireToken(token string, next http.Handler) http.Handler {

@@ -64,6 +64,10 @@ func call(t *testing.T, h http.Handler, method, target, auth, body string) (int,
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, target, rd)
+	req.Host = "127.0.0.1:9090" // what the CLI's client sends
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -340,5 +344,44 @@ func TestClientNoServer(t *testing.T) {
 	}
 	if _, err := cl.List(context.Background(), store.Filter{}, "", 10); !errors.Is(err, admin.ErrNoServer) {
 		t.Errorf("List = %v, want ErrNoServer", err)
+	}
+}
+
+// TestHandlerRefusesBrowsers: what a web page can make a browser send to a
+// loopback admin API is refused: cross-origin requests, non-JSON POSTs
+// (no CORS preflight) and, without a token, foreign Host names (DNS
+// rebinding).
+func TestHandlerRefusesBrowsers(t *testing.T) {
+	api := &fakeAPI{}
+	h := admin.Handler(api, fakeMetrics, "")
+	tests := []struct {
+		name   string
+		mutate func(r *http.Request)
+		want   int
+	}{
+		{"cross-origin", func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") }, http.StatusForbidden},
+		{"text/plain POST", func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }, http.StatusUnsupportedMediaType},
+		{"rebound host name", func(r *http.Request) { r.Host = "evil.example:9090" }, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/api/replay", strings.NewReader(`{"status":"dead","dry_run":true}`))
+			req.Host = "localhost:9090"
+			req.Header.Set("Content-Type", "application/json")
+			tt.mutate(req)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if got := rec.Code; got != tt.want {
+				t.Errorf("status = %d, want %d (%s)", got, tt.want, rec.Body.String())
+			}
+		})
+	}
+	// The same request, well-formed, is answered.
+	req := httptest.NewRequest(http.MethodGet, "/api/health", nil)
+	req.Host = "[::1]:9090"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("loopback GET /api/health = %d, want 200", rec.Code)
 	}
 }

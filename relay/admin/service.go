@@ -77,6 +77,9 @@ type ReplayReport struct {
 	Items   []ReplayItem `json:"items"`
 }
 
+// maxReplayWait caps ReplayRequest.Wait.
+const maxReplayWait = 15 * time.Minute
+
 // Progress is reported while a replay runs.
 type Progress struct {
 	Done, Total, Sent, Failed int
@@ -177,6 +180,7 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 	if wait <= 0 {
 		wait = 60 * time.Second
 	}
+	wait = min(wait, maxReplayWait)
 	poll := s.Poll
 	if poll <= 0 {
 		poll = 50 * time.Millisecond

@@ -288,6 +288,15 @@ func (c *Config) validate() error {
 	if c.Server.MaxBodyBytes <= 0 {
 		return verr("server.max_body_bytes", "must be positive")
 	}
+	for key, d := range map[string]Duration{
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
+		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
+		"server.shutdown_timeout": c.Server.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			return verr(key, "must be positive (a listener without timeouts can be held open forever)")
+		}
+	}
 	if err := c.TLS.validate(); err != nil {
 		return err
 	}
@@ -325,6 +334,13 @@ func (c *Config) validate() error {
 	for _, name := range c.TargetNames() {
 		if err := c.Targets[name].validate("targets."+name, name); err != nil {
 			return err
+		}
+	}
+	for _, name := range c.TargetNames() {
+		// A delivery still retrying when its event expires would be dropped.
+		if span := c.Targets[name].retrySpan(); span >= c.Storage.Retention.D() {
+			return verr("storage.retention", "%s is shorter than target %s can keep retrying (%s): raise it or lower retry.max_attempts/max_backoff",
+				c.Storage.Retention.D(), name, span)
 		}
 	}
 	seen := map[string]bool{}
@@ -467,12 +483,22 @@ func (t *Target) validate(key, name string) error {
 			return verr(key+".signing_secret", "must be whsec_<base64>")
 		}
 	}
-	for h := range t.Headers {
+	for h, v := range t.Headers {
 		if h == "" || strings.ContainsAny(h, " :\r\n") {
 			return verr(key+".headers", "invalid header name %q", h)
 		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return verr(key+".headers."+h, "header values may not contain line breaks")
+		}
 	}
 	return nil
+}
+
+// retrySpan bounds how long a delivery to t can stay pending when every
+// backoff reaches max_backoff. (A target answering Retry-After can stretch
+// each wait to one hour.)
+func (t *Target) retrySpan() time.Duration {
+	return time.Duration(t.Retry.MaxAttempts) * t.Retry.MaxBackoff.D()
 }
 
 // SigningKey decodes a whsec_<base64> secret into the HMAC key.

@@ -175,6 +175,9 @@ func TestBadConfig(t *testing.T) {
 		{"admin_without_token", 3, "admin.token", "not a loopback address"},
 		{"secrets_scalar", 6, "sources.sp.secrets", "cannot unmarshal"},
 		{"secret_in_int", 3, "server.max_body_bytes", "cannot unmarshal"},
+		{"retention_shorter_than_retries", 5, "storage.retention", "shorter than target media can keep retrying (48h0m0s)"},
+		{"header_value_newline", 11, "targets.media.headers.X-Team", "may not contain line breaks"},
+		{"zero_timeout", 3, "server.read_timeout", "must be positive"},
 	}
 	env := envOf(map[string]string{"SECRET": testSecret, "EMPTY": ""})
 	for _, tt := range tests {

@@ -190,10 +190,13 @@ func classify(err error) (int, string) {
 
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, max)
+	// Size the buffer from Content-Length, but never trust it for more than
+	// 64 KiB up front: the body must arrive before memory is committed.
 	n := r.ContentLength
 	if n < 0 || n > max {
 		n = 4096
 	}
+	n = min(n, 64<<10)
 	buf := make([]byte, 0, n+1)
 	for {
 		if len(buf) == cap(buf) {

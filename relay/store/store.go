@@ -51,7 +51,7 @@ type Event struct {
 	Source     string            `json:"source"`
 	Provider   string            `json:"provider"`
 	Type       string            `json:"type"`
-	Subject    string            `json:"subject,omitempty"`
+	Subject    string            `json:"subject"`
 	Time       time.Time         `json:"time"`
 	ReceivedAt time.Time         `json:"received_at"`
 	DedupeKey  string            `json:"dedupe_key"`
