@@ -114,6 +114,7 @@ func (s *Server) Start(ctx context.Context) error {
 	h := &ingest.Handler{
 		Sources: s.sources, Store: st, Router: s.routes, MaxBody: s.cfg.Server.MaxBodyBytes,
 		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Enqueue: s.engine.Enqueue, Metrics: s.metrics,
+		InFlight: ingest.NewInFlight(s.cfg.Server.MaxInFlight),
 	}
 	if s.cfg.Admin.Listen != "" {
 		svc := &admin.Service{Store: st, Router: s.routes, Targets: s.cfg.TargetNames(), Notify: s.engine.Notify}

@@ -45,7 +45,9 @@ type Server struct {
 	WriteTimeout      Duration `yaml:"write_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
-	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+	// MaxInFlight bounds the webhooks handled at once (503 past it).
+	MaxInFlight     int      `yaml:"max_in_flight"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // TLS configures automatic HTTPS (certmagic) or a certificate from files.
@@ -259,7 +261,7 @@ func Default() *Config {
 			Listen: ":8080", MaxBodyBytes: 1 << 20,
 			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second),
-			MaxHeaderBytes: 64 << 10, ShutdownTimeout: Duration(30 * time.Second),
+			MaxHeaderBytes: 64 << 10, ShutdownTimeout: Duration(30 * time.Second), MaxInFlight: 1024,
 		},
 		TLS:     TLS{CA: "https://acme-v02.api.letsencrypt.org/directory", HTTPPort: 80, HTTPSPort: 443},
 		Admin:   Admin{Listen: "127.0.0.1:9090"},
@@ -287,6 +289,9 @@ func (c *Config) validate() error {
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		return verr("server.max_body_bytes", "must be positive")
+	}
+	if c.Server.MaxInFlight <= 0 {
+		return verr("server.max_in_flight", "must be positive")
 	}
 	for key, d := range map[string]Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,

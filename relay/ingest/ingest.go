@@ -43,6 +43,7 @@ const (
 	OutcomeTimestamp   = "rejected_timestamp"
 	OutcomeTooLarge    = "rejected_too_large"
 	OutcomeUnavailable = "rejected_unavailable"
+	OutcomeBusy        = "rejected_busy"
 )
 
 // Handler serves the public listener.
@@ -61,7 +62,14 @@ type Handler struct {
 	// RedactHeaders are header names (canonical form) whose values are not
 	// stored, per source (e.g. the shortkit callback header).
 	RedactHeaders map[string][]string
+	// InFlight, when non-nil, bounds the webhooks being handled at once
+	// (its capacity); past it requests get 503 with Retry-After, so a flood
+	// of slow requests cannot exhaust memory. See NewInFlight.
+	InFlight chan struct{}
 }
+
+// NewInFlight returns a limit of n concurrent webhooks for Handler.InFlight.
+func NewInFlight(n int) chan struct{} { return make(chan struct{}, n) }
 
 func (h *Handler) now() time.Time {
 	if h.Now != nil {
@@ -117,6 +125,17 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	observe := func(outcome string) {
 		if h.Metrics != nil {
 			h.Metrics.Received(name, outcome, h.now().Sub(start))
+		}
+	}
+	if h.InFlight != nil {
+		select {
+		case h.InFlight <- struct{}{}:
+			defer func() { <-h.InFlight }()
+		default:
+			observe(OutcomeBusy)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "too many webhooks in flight, retry later")
+			return
 		}
 	}
 	if r.ContentLength > h.MaxBody {
