@@ -222,30 +222,13 @@ func (c *canonicalizer) value() error {
 		return c.object()
 	case '[':
 		return c.array()
-	case 't':
-		if c.hasLiteral("true") {
-			c.literal("true")
-			return nil
-		}
-	case 'f':
-		if c.hasLiteral("false") {
-			c.literal("false")
-			return nil
-		}
-	case 'n':
-		if c.hasLiteral("null") {
-			c.literal("null")
-			return nil
-		}
-	case 'N':
-		if c.hasLiteral("NaN") {
-			c.literal("NaN")
-			return nil
-		}
-	case 'I':
-		if c.hasLiteral("Infinity") {
-			c.literal("Infinity")
-			return nil
+	case 't', 'f', 'n', 'N', 'I':
+		// true, false, null, and CPython's NaN and Infinity.
+		for _, lit := range []string{"true", "false", "null", "NaN", "Infinity"} {
+			if lit[0] == ch && c.hasLiteral(lit) {
+				c.literal(lit)
+				return nil
+			}
 		}
 	case '-':
 		if c.hasLiteral("-Infinity") {
