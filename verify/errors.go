@@ -45,6 +45,7 @@ type HeaderError struct {
 	Err    error
 }
 
+// Error names the failure and the header, never its value.
 func (e *HeaderError) Error() string { return fmt.Sprintf("%v %s", e.Err, e.Header) }
 
 // Unwrap returns the underlying sentinel error.

@@ -182,6 +182,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error formats the error as "file:line: key: problem".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
