@@ -112,6 +112,3 @@ func (ix *Index) Remember(key []byte, id string, expires time.Time) {
 		ix.cache.Add(string(key), entry{id: id, expires: expires})
 	}
 }
-
-// Window returns how long keys are remembered.
-func (ix *Index) Window() time.Duration { return ix.window }

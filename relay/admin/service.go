@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
@@ -114,7 +115,7 @@ func (s *Service) Get(ctx context.Context, id string) (*EventDetail, error) {
 // header) and waits for the first attempt of each. With DryRun it only
 // reports what it would send.
 func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error) {
-	if req.Target != "" && !contains(s.Targets, req.Target) {
+	if req.Target != "" && !slices.Contains(s.Targets, req.Target) {
 		return nil, fmt.Errorf("unknown target %q", req.Target)
 	}
 	rep := &ReplayReport{DryRun: req.DryRun, Items: []ReplayItem{}}
@@ -167,7 +168,7 @@ func (s *Service) replayTargets(v *store.EventView, req ReplayRequest) []string 
 	}
 	if len(v.Deliveries) == 0 && s.Router != nil {
 		for _, t := range s.Router.Targets(v.Source, v.Provider, v.Type) {
-			if contains(s.Targets, t) {
+			if slices.Contains(s.Targets, t) {
 				out = append(out, t)
 			}
 		}
@@ -232,13 +233,4 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 		case <-time.After(poll):
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -8,10 +8,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -376,12 +378,12 @@ func (c *Config) validate() error {
 			}
 		}
 		for j, p := range r.Match.Providers {
-			if !contains(registry.Names(), p) {
+			if !slices.Contains(registry.Names(), p) {
 				return verr(fmt.Sprintf("%s.match.providers[%d]", key, j), "unknown provider %q (known: %s)", p, strings.Join(registry.Names(), ", "))
 			}
 		}
 		for j, g := range r.Match.Events {
-			if _, err := pathMatch(g, ""); err != nil {
+			if _, err := path.Match(g, ""); err != nil {
 				return verr(fmt.Sprintf("%s.match.events[%d]", key, j), "bad glob %q", g)
 			}
 		}
@@ -427,7 +429,7 @@ func (s *Source) validate(key, name string) error {
 	if s.Provider == "" {
 		return verr(key+".provider", "required (one of: %s)", strings.Join(registry.Names(), ", "))
 	}
-	if !contains(registry.Names(), s.Provider) {
+	if !slices.Contains(registry.Names(), s.Provider) {
 		return verr(key+".provider", "unknown provider %q (known: %s)", s.Provider, strings.Join(registry.Names(), ", "))
 	}
 	if !(s.Provider == "shortkit" && s.Scheme == "callback-header") {
@@ -521,28 +523,10 @@ func SigningKey(secret string) ([]byte, error) {
 }
 
 // SourceNames returns the source names, sorted.
-func (c *Config) SourceNames() []string { return sortedKeys(c.Sources) }
+func (c *Config) SourceNames() []string { return slices.Sorted(maps.Keys(c.Sources)) }
 
 // TargetNames returns the target names, sorted.
-func (c *Config) TargetNames() []string { return sortedKeys(c.Targets) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func (c *Config) TargetNames() []string { return slices.Sorted(maps.Keys(c.Targets)) }
 
 // redact removes secrets from a message.
 func redact(msg string, secrets []string, more ...string) string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -358,15 +357,3 @@ func decodeB64(s string) ([]byte, error) {
 	}
 	return base64.RawStdEncoding.DecodeString(s)
 }
-
-// pathMatch validates and applies an event-type glob.
-func pathMatch(glob, s string) (bool, error) { return path.Match(glob, s) }
-
-// MatchGlob reports whether event type t matches glob ("video.*").
-func MatchGlob(glob, t string) bool {
-	ok, _ := path.Match(glob, t)
-	return ok
-}
-
-// IsLoopback reports whether a listen address binds only to loopback.
-func IsLoopback(addr string) bool { return isLoopback(addr) }

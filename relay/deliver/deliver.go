@@ -6,6 +6,7 @@
 package deliver
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"crypto/hmac"
@@ -29,7 +30,7 @@ import (
 
 // Store is the part of the event store the delivery engine needs.
 type Store interface {
-	DueDeliveries(target string, from, now time.Time, limit int, skip func(id string) bool) ([]store.Due, time.Time, error)
+	DueDeliveries(target string, now time.Time, limit int, skip func(id string) bool) ([]store.Due, time.Time, error)
 	LoadDelivery(id, target string) (*store.Event, []byte, *store.Delivery, error)
 	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, a store.Attempt, status string, next time.Time) error
 }
@@ -139,13 +140,6 @@ func (e *Engine) Enqueue(id string, due time.Time, targets ...string) {
 			d.scanReq.Store(true)
 		}
 		d.poke()
-	}
-}
-
-// NotifyAll wakes every dispatcher.
-func (e *Engine) NotifyAll() {
-	for name := range e.dispatchers {
-		e.Notify(name)
 	}
 }
 
@@ -336,7 +330,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			d.scanReq.Store(false)
 			lastScan, scanAt = now, time.Time{}
 			skip := func(id string) bool { return known[id] || (only != nil && !only(id)) }
-			dues, next, err := d.e.store.DueDeliveries(d.t.Name, time.Time{}, now, room, skip)
+			dues, next, err := d.e.store.DueDeliveries(d.t.Name, now, room, skip)
 			switch {
 			case err != nil:
 				d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
@@ -495,7 +489,7 @@ func (d *dispatcher) attempt(ctx context.Context, ev *store.Event, raw []byte, r
 	body := CloudEvent(ev, raw, replay)
 	actx, cancel := context.WithTimeout(ctx, d.t.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, d.t.URL, bytesReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, d.t.URL, bytes.NewReader(body))
 	if err != nil {
 		return result{err: "build request: " + err.Error()}
 	}

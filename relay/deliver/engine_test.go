@@ -182,7 +182,7 @@ func TestEngineStatusClasses(t *testing.T) {
 	m := &outcomes{}
 	e := startEngine(t, st, m, targets...)
 	id := enqueue(t, st, names...)
-	e.NotifyAll()
+	e.Notify(names...)
 	for i, tt := range tests {
 		d := waitDelivery(t, st, id, names[i], settled)
 		if d.Status != tt.status || len(d.Attempts) != tt.attempts {
@@ -309,7 +309,7 @@ func TestRecordAttemptSupersededByReplay(t *testing.T) {
 	ctx := context.Background()
 	st := openTestStore(t, t.TempDir())
 	id := enqueue(t, st, "t")
-	dues, _, err := st.DueDeliveries("t", time.Time{}, time.Now(), 10, nil)
+	dues, _, err := st.DueDeliveries("t", time.Now(), 10, nil)
 	if err != nil || len(dues) != 1 {
 		t.Fatalf("due deliveries = %v, %v; want the new one", dues, err)
 	}
@@ -342,9 +342,9 @@ type countingStore struct {
 	scans atomic.Int64
 }
 
-func (c *countingStore) DueDeliveries(target string, from, now time.Time, limit int, skip func(string) bool) ([]store.Due, time.Time, error) {
+func (c *countingStore) DueDeliveries(target string, now time.Time, limit int, skip func(string) bool) ([]store.Due, time.Time, error) {
 	c.scans.Add(1)
-	return c.Store.DueDeliveries(target, from, now, limit, skip)
+	return c.Store.DueDeliveries(target, now, limit, skip)
 }
 
 // Retries are scheduled in memory: a target that keeps failing does not

@@ -56,7 +56,7 @@ func TestEngineOverflowDeliversEverythingOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, res.ID)
-		e.Enqueue(res.ID, res.Due, "t")
+		e.Enqueue(res.ID, ev.ReceivedAt, "t")
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

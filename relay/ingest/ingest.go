@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ import (
 // Store is the part of the event store the handler needs.
 type Store interface {
 	Ingest(ctx context.Context, ev *store.Event, raw []byte) (store.Result, error)
+	// Ready fails once the store cannot take writes (for /readyz).
+	Ready() error
 }
 
 // Router picks the targets of an event.
@@ -99,10 +102,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ready reports whether the store is open (if it can tell, see
 // store.Store.Ready) and h.Ready holds.
 func (h *Handler) ready() error {
-	if r, ok := h.Store.(interface{ Ready() error }); ok {
-		if err := r.Ready(); err != nil {
-			return err
-		}
+	if err := h.Store.Ready(); err != nil {
+		return err
 	}
 	if h.Ready != nil {
 		return h.Ready()
@@ -189,7 +190,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	observe(OutcomeAccepted)
 	if h.Enqueue != nil && len(ev.Targets) > 0 {
-		h.Enqueue(res.ID, res.Due, ev.Targets...)
+		h.Enqueue(res.ID, ev.ReceivedAt, ev.Targets...)
 	}
 	h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
@@ -245,21 +246,12 @@ func auditHeaders(h http.Header, redact []string) map[string]string {
 		}
 		val := strings.Join(v, ", ")
 		lk := strings.ToLower(k)
-		if strings.Contains(lk, "signature") || contains(sensitive, k) || contains(redact, k) {
+		if strings.Contains(lk, "signature") || slices.Contains(sensitive, k) || slices.Contains(redact, k) {
 			val = "[redacted]"
 		}
 		out[k] = val
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

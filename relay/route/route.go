@@ -1,7 +1,10 @@
 // Package route decides which targets an event goes to.
 package route
 
-import "path"
+import (
+	"path"
+	"slices"
+)
 
 // Rule is one routing rule. Empty lists match everything.
 type Rule struct {
@@ -27,7 +30,7 @@ func (t *Table) Targets(source, provider, eventType string) []string {
 			continue
 		}
 		for _, name := range r.Targets {
-			if !contains(out, name) {
+			if !slices.Contains(out, name) {
 				out = append(out, name)
 			}
 		}
@@ -36,10 +39,10 @@ func (t *Table) Targets(source, provider, eventType string) []string {
 }
 
 func (r *Rule) matches(source, provider, eventType string) bool {
-	if len(r.Sources) > 0 && !contains(r.Sources, source) {
+	if len(r.Sources) > 0 && !slices.Contains(r.Sources, source) {
 		return false
 	}
-	if len(r.Providers) > 0 && !contains(r.Providers, provider) {
+	if len(r.Providers) > 0 && !slices.Contains(r.Providers, provider) {
 		return false
 	}
 	if len(r.Events) == 0 {
@@ -47,15 +50,6 @@ func (r *Rule) matches(source, provider, eventType string) bool {
 	}
 	for _, g := range r.Events {
 		if ok, _ := path.Match(g, eventType); ok {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
 			return true
 		}
 	}

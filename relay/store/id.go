@@ -54,33 +54,6 @@ func encodeID(b [16]byte) string {
 	return string(out[:])
 }
 
-// idTime returns the time encoded in an id (zero if malformed).
-func idTime(id string) time.Time {
-	if len(id) != 26 {
-		return time.Time{}
-	}
-	var ms uint64
-	for i := 0; i < 10; i++ {
-		c := id[i]
-		v := indexByte(crockford, c)
-		if v < 0 {
-			return time.Time{}
-		}
-		ms = ms<<5 | uint64(v)
-	}
-	// 10 chars = 50 bits; the top 2 are the padding bits of the 130-bit string.
-	return time.UnixMilli(int64(ms & (1<<48 - 1)))
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // IDAt returns the smallest id that a generator could make at t: ids made
 // at or after t sort at or after it. Used for time-range scans.
 func IDAt(t time.Time) string {

@@ -423,7 +423,7 @@ func TestRequeue(t *testing.T) {
 		if d.Status != store.StatusPending || !d.Replay || d.Tries != 0 || !d.NextAt.Equal(now) {
 			t.Errorf("%s after Requeue = %+v, want a pending replay due now with no tries", target, d)
 		}
-		due, _, err := st.DueDeliveries(target, time.Time{}, now, 10, nil)
+		due, _, err := st.DueDeliveries(target, now, 10, nil)
 		if err != nil || len(due) != 1 || due[0].EventID != id {
 			t.Errorf("DueDeliveries(%s) = %v, %v; want the replay", target, due, err)
 		}

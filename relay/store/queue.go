@@ -23,12 +23,10 @@ type Due struct {
 
 // DueDeliveries returns up to limit queued deliveries of target that are
 // due at or before now, oldest due first, leaving out those skip reports
-// (already in flight). The scan starts at entries due at from (zero: the
-// beginning), which lets callers skip the tombstones of finished deliveries.
-// next is the due time of the first entry after now that skip does not
+// (already in flight). next is the due time of the first entry after now that skip does not
 // report, or zero if none: the caller already holds the ones it skips, so
 // they are no reason to scan again.
-func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, skip func(id string) bool) ([]Due, time.Time, error) {
+func (s *Store) DueDeliveries(target string, now time.Time, limit int, skip func(id string) bool) ([]Due, time.Time, error) {
 	var out []Due
 	var next time.Time
 	err := s.read(func(txn *badger.Txn) error {
@@ -37,11 +35,7 @@ func (s *Store) DueDeliveries(target string, from, now time.Time, limit int, ski
 		o.Prefix = queuePrefix(target)
 		it := txn.NewIterator(o)
 		defer it.Close()
-		start := o.Prefix
-		if !from.IsZero() && from.UnixNano() > 0 {
-			start = QueueKey(target, from, "")
-		}
-		for it.Seek(start); it.Valid(); it.Next() {
+		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().KeyCopy(nil)
 			due, id, ok := parseQueueKey(target, k)
 			if !ok {

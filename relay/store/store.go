@@ -90,8 +90,6 @@ type Options struct {
 	DedupeWindow time.Duration
 	CacheSize    int
 	Logger       *slog.Logger
-	// ReadOnly opens the directory without writing (inspection).
-	ReadOnly bool
 }
 
 // Store is the Badger-backed event store. It is safe for concurrent use.
@@ -142,8 +140,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
-		WithDetectConflicts(true).
-		WithReadOnly(opts.ReadOnly)
+		WithDetectConflicts(true)
 	// Equal-sized tables on every level bound the table builders' buffers
 	// (2x the table size each) whatever the amount of data stored.
 	bo.TableSizeMultiplier = 1
@@ -153,11 +150,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, dedupe: ix, retention: opts.Retention, log: opts.Logger,
 		ingestCh: make(chan *ingestReq, maxBatchEvents), loopDone: make(chan struct{}), stop: make(chan struct{})}
-	if !opts.ReadOnly {
-		s.wg.Add(2)
-		go s.gcLoop()
-		go s.commitLoop()
-	}
+	s.wg.Add(2)
+	go s.gcLoop()
+	go s.commitLoop()
 	return s, nil
 }
 
@@ -228,15 +223,10 @@ func (s *Store) gcLoop() {
 	}
 }
 
-// Retention returns how long events are kept.
-func (s *Store) Retention() time.Duration { return s.retention }
-
 // Result is the outcome of Ingest.
 type Result struct {
 	ID        string
 	Duplicate bool
-	// Due is when the new event's deliveries were queued as due.
-	Due time.Time
 }
 
 // Group-commit limits: one ingest transaction holds at most this many
@@ -249,7 +239,7 @@ const (
 // ingestReq is one Ingest call waiting for the committer.
 type ingestReq struct {
 	ev   *Event
-	meta []byte
+	meta []byte // ev as JSON, encoded by the caller (not the committer)
 	raw  []byte
 	key  []byte
 	done chan ingestResp
@@ -261,8 +251,9 @@ type ingestResp struct {
 }
 
 // Ingest claims the event's dedupe key and, if it is new, stores the event,
-// its raw body and one pending delivery per target, atomically. ev.ID is
-// assigned here. A duplicate returns the first event's id.
+// its raw body and one pending delivery per target (queued as due at
+// ev.ReceivedAt), atomically. ev.ID is assigned here; a duplicate returns
+// the first event's id instead.
 //
 // Calls are group-committed: one goroutine gathers the requests waiting at
 // that moment into one Badger transaction, so concurrent webhooks share a
@@ -273,7 +264,14 @@ func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte) (Result, erro
 	if id, ok := s.dedupe.Cached(key, ev.ReceivedAt); ok {
 		return Result{ID: id, Duplicate: true}, nil
 	}
-	req := &ingestReq{ev: ev, raw: raw, key: key, done: make(chan ingestResp, 1)}
+	// Id and JSON are made here, in the caller's goroutine, so that the
+	// single committer only touches Badger. An id of a duplicate is dropped.
+	ev.ID = s.ids.New(ev.ReceivedAt)
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode event: %w", err)
+	}
+	req := &ingestReq{ev: ev, meta: meta, raw: raw, key: key, done: make(chan ingestResp, 1)}
 	select {
 	case s.ingestCh <- req:
 	case <-ctx.Done():
@@ -351,16 +349,13 @@ func (s *Store) commitBatch(batch []*ingestReq) {
 				continue
 			}
 			s.dedupe.Remember(r.key, results[i].claim.ID, results[i].claim.Expires)
-			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup, Due: results[i].due}}
+			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup}}
 		}
 		batch = batch[n:]
 	}
 }
 
-type batchResult struct {
-	claim dedupe.Claim
-	due   time.Time
-}
+type batchResult struct{ claim dedupe.Claim }
 
 // commitSome commits a prefix of batch in one transaction and returns its
 // length (at least 1) and the claims. If Badger finds the transaction too
@@ -398,38 +393,27 @@ func (s *Store) commitSome(batch []*ingestReq) (int, []batchResult, error) {
 // stage adds one event to txn: its claim and, if new, its entries.
 func (s *Store) stage(txn *badger.Txn, r *ingestReq) (batchResult, error) {
 	ev := r.ev
-	now := ev.ReceivedAt
-	// Deliveries are queued as due at commit time, not receive time: the
-	// dispatchers scan from a recent cursor and must not find entries that
-	// appear in their past.
-	due := time.Now()
-	id := s.ids.New(now)
-	claim, err := s.dedupe.Claim(txn, r.key, id, now)
+	claim, err := s.dedupe.Claim(txn, r.key, ev.ID, ev.ReceivedAt)
 	if err != nil || claim.Dup {
 		return batchResult{claim: claim}, err
 	}
-	ev.ID = id
-	meta, err := json.Marshal(ev)
-	if err != nil {
-		return batchResult{claim: claim}, err
-	}
 	ttl := s.retention
-	if err := txn.SetEntry(badger.NewEntry(eventKey(id), meta).WithTTL(ttl)); err != nil {
+	if err := txn.SetEntry(badger.NewEntry(eventKey(ev.ID), r.meta).WithTTL(ttl)); err != nil {
 		return batchResult{claim: claim}, err
 	}
-	if err := txn.SetEntry(badger.NewEntry(rawKey(id), r.raw).WithTTL(ttl)); err != nil {
+	if err := txn.SetEntry(badger.NewEntry(rawKey(ev.ID), r.raw).WithTTL(ttl)); err != nil {
 		return batchResult{claim: claim}, err
 	}
 	for _, t := range ev.Targets {
-		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: due}
-		if err := s.putDelivery(txn, id, &d, now); err != nil {
+		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: ev.ReceivedAt}
+		if err := s.putDelivery(txn, ev.ID, &d, ev.ReceivedAt); err != nil {
 			return batchResult{claim: claim}, err
 		}
-		if err := txn.Set(QueueKey(t, due, id), nil); err != nil {
+		if err := txn.Set(QueueKey(t, ev.ReceivedAt, ev.ID), nil); err != nil {
 			return batchResult{claim: claim}, err
 		}
 	}
-	return batchResult{claim: claim, due: due}, nil
+	return batchResult{claim: claim}, nil
 }
 
 func (s *Store) putDelivery(txn *badger.Txn, id string, d *Delivery, received time.Time) error {
