@@ -184,7 +184,9 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	if res.Duplicate {
 		observe(OutcomeDuplicate)
-		h.Log.Debug("duplicate webhook", "source", name, "id", res.ID, "type", pev.Type)
+		if h.Log.Enabled(r.Context(), slog.LevelDebug) {
+			h.Log.Debug("duplicate webhook", "source", name, "id", res.ID, "type", pev.Type)
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate", "id": res.ID})
 		return
 	}
@@ -192,7 +194,9 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	if h.Enqueue != nil && len(ev.Targets) > 0 {
 		h.Enqueue(res.ID, ev.ReceivedAt, ev.Targets...)
 	}
-	h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
+	if h.Log.Enabled(r.Context(), slog.LevelDebug) {
+		h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
 }
 
