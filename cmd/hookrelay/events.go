@@ -96,11 +96,13 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 // API, or the store opened directly.
 type backend struct {
 	api    admin.API
-	svc    *admin.Service // nil when remote
-	store  *store.Store
-	cfg    *config.Config
-	remote bool
+	svc   *admin.Service // nil when talking to a running server
+	store *store.Store
+	cfg   *config.Config
 }
+
+// remote reports whether the backend is a running server's admin API.
+func (b *backend) remote() bool { return b.svc == nil }
 
 func (b *backend) Close() {
 	if b.store != nil {
@@ -115,7 +117,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ba
 		cl := admin.NewClient(dialAddr(cfg.Admin.Listen), cfg.Admin.Token)
 		err := cl.Ping(ctx)
 		if err == nil {
-			return &backend{api: cl, cfg: cfg, remote: true}, nil
+			return &backend{api: cl, cfg: cfg}, nil
 		}
 		if !errors.Is(err, admin.ErrNoServer) {
 			return nil, err
@@ -349,7 +351,7 @@ func replay(c *cli.Context) error {
 	}
 	defer b.Close()
 	var rep *admin.ReplayReport
-	if b.remote || req.DryRun {
+	if b.remote() || req.DryRun {
 		rep, err = b.api.Replay(c.Context, req, nil)
 	} else {
 		rep, err = replayOffline(c.Context, b, req, log, progressPrinter(c.App.ErrWriter))
@@ -364,7 +366,7 @@ func replay(c *cli.Context) error {
 			return err
 		}
 	} else {
-		printReport(c.App.Writer, rep, b.remote)
+		printReport(c.App.Writer, rep, b.remote())
 	}
 	if rep.Failed > 0 || rep.Pending > 0 {
 		return cli.Exit("", 1)
