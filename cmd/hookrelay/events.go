@@ -95,7 +95,7 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 // backend is how the CLI reaches the events: the running server's admin
 // API, or the store opened directly.
 type backend struct {
-	api    admin.API
+	api   admin.API
 	svc   *admin.Service // nil when talking to a running server
 	store *store.Store
 	cfg   *config.Config
