@@ -38,7 +38,7 @@ func DedupeKey(exprs []KeyExpr, h http.Header, body map[string]any) string {
 		case "header":
 			parts[i] = h.Get(e.Name)
 		case "json":
-			parts[i] = Scalar(Lookup(body, e.Name))
+			parts[i] = Field(body, e.Name)
 		}
 		if parts[i] != "" {
 			any = true

@@ -8,6 +8,7 @@ package providers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -22,7 +23,23 @@ type Provider interface {
 	Verify(h http.Header, body []byte, now time.Time) error
 	// Parse extracts the event from a verified request. It fails with an
 	// error wrapping verify.ErrInvalidJSON if the body is not JSON.
+	// Adapters implement it with ParseBody.
 	Parse(h http.Header, body []byte) (Event, error)
+	// ParseDoc is Parse for a body already decoded with DecodeObject, so
+	// that Source.Accept decodes the body once for the adapter and a
+	// dedupe-key override.
+	ParseDoc(h http.Header, doc map[string]any) Event
+}
+
+// ParseBody is the Parse of every adapter: it decodes body with
+// DecodeObject and hands the object to p.ParseDoc. A decode error wraps
+// verify.ErrInvalidJSON and is prefixed with the provider name.
+func ParseBody(provider string, p Provider, h http.Header, body []byte) (Event, error) {
+	doc, err := DecodeObject(body)
+	if err != nil {
+		return Event{}, fmt.Errorf("%s: %w", provider, err)
+	}
+	return p.ParseDoc(h, doc), nil
 }
 
 // Signer produces the headers a provider would send with body at time now.

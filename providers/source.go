@@ -23,36 +23,27 @@ type Source struct {
 
 // Accept verifies a request and extracts its event, applying the source's
 // dedupe-key override and, failing everything else, the body-hash fallback.
+// The body is decoded once, for the adapter and the override alike.
 func (s *Source) Accept(h http.Header, body []byte, now time.Time) (Event, error) {
 	if err := s.Adapter.Verify(h, body, now); err != nil {
 		return Event{}, err
 	}
-	ev, err := s.Adapter.Parse(h, body)
+	doc, err := DecodeObject(body)
 	if err != nil {
+		// Parse fails alike, with the provider's name in the error.
+		if _, perr := s.Adapter.Parse(h, body); perr != nil {
+			err = perr
+		}
 		return Event{}, err
 	}
+	ev := s.Adapter.ParseDoc(h, doc)
 	if len(s.DedupeKey) > 0 {
-		var doc map[string]any
-		if needsBody(s.DedupeKey) {
-			if doc, err = DecodeObject(body); err != nil {
-				return Event{}, err
-			}
-		}
 		ev.DedupeKey = DedupeKey(s.DedupeKey, h, doc)
 	}
 	if ev.DedupeKey == "" {
 		ev.DedupeKey = BodyKey(body)
 	}
 	return ev, nil
-}
-
-func needsBody(exprs []KeyExpr) bool {
-	for _, e := range exprs {
-		if e.Kind == "json" {
-			return true
-		}
-	}
-	return false
 }
 
 // DecodeObject decodes a JSON object body with numbers kept exact. Errors

@@ -21,15 +21,9 @@ func HMACSHA256(key []byte, parts ...[]byte) []byte {
 // example "sha256=9f86d0...", with the hex digits in either case. prefix may
 // be empty. header names the header in the returned error.
 func ParsePrefixedHex(header, value, prefix string) ([]byte, error) {
-	value = strings.TrimSpace(value)
-	if value == "" {
-		return nil, Missing(header)
-	}
-	if prefix != "" {
-		if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
-			return nil, Malformed(header)
-		}
-		value = value[len(prefix):]
+	value, err := trimPrefix(header, value, prefix)
+	if err != nil {
+		return nil, err
 	}
 	if len(value) != 2*sha256.Size {
 		return nil, Malformed(header)
@@ -44,21 +38,29 @@ func ParsePrefixedHex(header, value, prefix string) ([]byte, error) {
 // ParsePrefixedBase64 parses "<prefix><base64>" (standard or URL alphabet,
 // padded or not).
 func ParsePrefixedBase64(header, value, prefix string) ([]byte, error) {
-	value = strings.TrimSpace(value)
-	if value == "" {
-		return nil, Missing(header)
-	}
-	if prefix != "" {
-		if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
-			return nil, Malformed(header)
-		}
-		value = value[len(prefix):]
+	value, err := trimPrefix(header, value, prefix)
+	if err != nil {
+		return nil, err
 	}
 	sig, err := DecodeBase64(value)
 	if err != nil || len(sig) == 0 {
 		return nil, Malformed(header)
 	}
 	return sig, nil
+}
+
+// trimPrefix returns the trimmed header value without prefix (matched
+// case-insensitively; may be empty): ErrMissingHeader if the value is empty,
+// ErrMalformedHeader if it does not start with prefix.
+func trimPrefix(header, value, prefix string) (string, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return "", Missing(header)
+	}
+	if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
+		return "", Malformed(header)
+	}
+	return value[len(prefix):], nil
 }
 
 // DecodeBase64 accepts standard or URL-safe base64, with or without padding.

@@ -263,14 +263,15 @@ func (a *Adapter) content(h http.Header, tsRaw string, body []byte) ([][]byte, e
 // Parse extracts the event type and subject from the configured fields.
 // Time, delivery id and dedupe key are left empty.
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	return providers.Event{
 		Type:    providers.Field(doc, a.eventTypeField),
 		Subject: providers.Field(doc, a.subjectField),
-	}, nil
+	}
 }
 
 // Sign returns the signature (and unix timestamp) headers for body at now,

@@ -196,10 +196,11 @@ func (a *Adapter) verifyCallback(h http.Header) error {
 // the body hash: a key made of event and content id could merge two
 // distinct callbacks about the same content.
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	id := h.Get(DeliveryIDHeader)
 	return providers.Event{
 		Type:       providers.Field(doc, "event"),
@@ -207,7 +208,7 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 		Time:       providers.ParseTime(doc["timestamp"]),
 		DeliveryID: id,
 		DedupeKey:  id,
-	}, nil
+	}
 }
 
 // Sign returns the headers shortkit would send with body at now under the

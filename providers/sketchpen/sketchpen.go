@@ -60,32 +60,37 @@ func New(opts providers.Options) (*Adapter, error) {
 // window. Missing or malformed headers are reported before the signature is
 // computed.
 func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	if err := a.verify(h, body, now); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
 	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
 	tsRaw := h.Get(TimestampHeader)
 	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, true)
 	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
 	if err := verify.MatchAny(a.secrets, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
-	if err := verify.CheckWindow(ts, now, a.tolerance); err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	return nil
+	return verify.CheckWindow(ts, now, a.tolerance)
 }
 
 // Parse extracts the event: type from body "event", subject from
 // "video_id", time from "created_at" (unix seconds), and the dedupe key
 // "<event>:<video_id>:<created_at>" (empty unless all three are present).
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	event := providers.Field(doc, "event")
 	videoID := providers.Field(doc, "video_id")
 	created := providers.Field(doc, "created_at")
@@ -94,7 +99,7 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 		Subject:   videoID,
 		Time:      providers.ParseTime(doc["created_at"]),
 		DedupeKey: providers.JoinKey(event, videoID, created),
-	}, nil
+	}
 }
 
 // Sign returns the headers Sketchpen would send with body at now, signed

@@ -117,36 +117,41 @@ func ParseSignatures(value string) ([][]byte, error) {
 // Verify checks the headers, then the signatures against every secret, then
 // the timestamp window.
 func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
+	if err := a.verify(h, body, now); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	id := h.Get(IDHeader)
 	if id == "" {
-		return fmt.Errorf("%s: %w", Name, verify.Missing(IDHeader))
+		return verify.Missing(IDHeader)
 	}
 	tsRaw := h.Get(TimestampHeader)
 	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, false)
 	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
 	sigs, err := ParseSignatures(h.Get(SignatureHeader))
 	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
 	if err := verify.MatchAny(a.keys, sigs, []byte(id), []byte("."), []byte(tsRaw), []byte("."), body); err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
+		return err
 	}
-	if err := verify.CheckWindow(ts, now, a.tolerance); err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
-	return nil
+	return verify.CheckWindow(ts, now, a.tolerance)
 }
 
 // Parse extracts the event: type from body "type" (else "event"), subject
 // from "data.id", time from "timestamp", and webhook-id as both delivery id
 // and dedupe key (the id is the same on every retry).
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	typ := providers.Field(doc, "type")
 	if typ == "" {
 		typ = providers.Field(doc, "event")
@@ -158,7 +163,7 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 		Time:       providers.ParseTime(doc["timestamp"]),
 		DeliveryID: id,
 		DedupeKey:  id,
-	}, nil
+	}
 }
 
 // Sign returns Standard Webhooks headers for body at now, signed with the

@@ -66,10 +66,11 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 // "<event>:<data.render_job_id or data.video_id>:<timestamp>" (empty unless
 // all three are present).
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	event := providers.Field(doc, "event")
 	videoID := providers.Field(doc, "data.video_id")
 	job := providers.Field(doc, "data.render_job_id")
@@ -81,7 +82,7 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 		Subject:   videoID,
 		Time:      providers.ParseTime(doc["timestamp"]),
 		DedupeKey: providers.JoinKey(event, job, providers.Field(doc, "timestamp")),
-	}, nil
+	}
 }
 
 // Sign returns the headers VideoPilot would send with body, signed with the

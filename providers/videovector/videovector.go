@@ -96,10 +96,11 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 // id from X-Delivery-ID, and the dedupe key X-Delivery-ID, else body "id"
 // (test events carry no delivery id).
 func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
-	doc, err := providers.DecodeObject(body)
-	if err != nil {
-		return providers.Event{}, fmt.Errorf("%s: %w", Name, err)
-	}
+	return providers.ParseBody(Name, a, h, body)
+}
+
+// ParseDoc is Parse for the decoded body.
+func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	ev := providers.Event{
 		Type:       h.Get(EventTypeHeader),
 		Subject:    providers.Field(doc, "data.id"),
@@ -116,7 +117,7 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 	if ev.DedupeKey == "" {
 		ev.DedupeKey = providers.Field(doc, "id")
 	}
-	return ev, nil
+	return ev
 }
 
 // Delivery holds the optional headers VideoVector sends beside the
