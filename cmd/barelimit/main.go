@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -39,13 +38,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookrelay/hookrelay/providers/sketchpen"
 	"github.com/hookrelay/hookrelay/relay/config"
-)
-
-const (
-	signatureHeader = "X-Sketchpen-Signature"
-	timestampHeader = "X-Sketchpen-Timestamp"
-	signaturePrefix = "sha256="
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 func main() {
@@ -130,8 +125,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, `{"error":"read body"}`)
 		return
 	}
-	sigHex, ok := strings.CutPrefix(r.Header.Get(signatureHeader), signaturePrefix)
-	ts := r.Header.Get(timestampHeader)
+	sigHex, ok := strings.CutPrefix(r.Header.Get(sketchpen.SignatureHeader), sketchpen.SignaturePrefix)
+	ts := r.Header.Get(sketchpen.TimestampHeader)
 	if !ok || ts == "" {
 		writeJSON(w, http.StatusBadRequest, `{"error":"missing or malformed signature headers"}`)
 		return
@@ -141,11 +136,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, `{"error":"signature is not hex"}`)
 		return
 	}
-	mac := hmac.New(sha256.New, h.key)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	if !hmac.Equal(mac.Sum(nil), sig) {
+	if !hmac.Equal(verify.HMACSHA256(h.key, []byte(ts), []byte("."), body), sig) {
 		writeJSON(w, http.StatusUnauthorized, `{"error":"signature mismatch"}`)
 		return
 	}

@@ -73,15 +73,7 @@ func (b *bench) phaseBare(ctx context.Context, res *results) error {
 	if err != nil {
 		return err
 	}
-	url := "http://" + addr + "/webhooks/bench"
-	if res.Bare, err = b.send(ctx, "bare max", p, url, b.s.N, 0, ""); err != nil {
-		return err
-	}
-	rate := math.Round(res.Bare.Throughput() / 2)
-	if rate < 1 {
-		return errors.New("no successful request at maximum throughput")
-	}
-	res.BareLat, err = b.send(ctx, "bare fixed rate", p, url, b.fixedCount(rate), rate, "")
+	res.Bare, res.BareLat, err = b.maxThenHalf(ctx, "bare", p, "http://"+addr+"/webhooks/bench")
 	return err
 }
 
@@ -95,20 +87,31 @@ func (b *bench) phaseIngest(ctx context.Context, res *results, sync bool) error 
 		return err
 	}
 	defer srv.p.stop(stopGrace)
+	// Each run resets VmHWM: the phase's peak is the largest of the runs'
+	// and of what is left at the end (a failed run has no stats).
 	defer func() { ir.PeakRSS = max(ir.PeakRSS, peakOf(srv.p)) }()
-	if ir.Max, err = b.send(ctx, fmt.Sprintf("ingest sync=%t max", sync), srv.p, srv.url(), b.s.N, 0, ""); err != nil {
-		return err
+	ir.Max, ir.Lat, err = b.maxThenHalf(ctx, fmt.Sprintf("ingest sync=%t", sync), srv.p, srv.url())
+	for _, st := range []*sendStats{ir.Max, ir.Lat} {
+		if st != nil {
+			ir.PeakRSS = max(ir.PeakRSS, st.PeakRSS)
+		}
 	}
-	ir.PeakRSS = ir.Max.PeakRSS
-	rate := math.Round(ir.Max.Throughput() / 2)
+	return err
+}
+
+// maxThenHalf sends b.s.N requests as fast as possible to url, then a
+// fixed-rate run at half the throughput achieved, both against the server
+// p.
+func (b *bench) maxThenHalf(ctx context.Context, name string, p *proc, url string) (maxRun, half *sendStats, err error) {
+	if maxRun, err = b.send(ctx, name+" max", p, url, b.s.N, 0, ""); err != nil {
+		return nil, nil, err
+	}
+	rate := math.Round(maxRun.Throughput() / 2)
 	if rate < 1 {
-		return errors.New("no successful request at maximum throughput")
+		return maxRun, nil, errors.New("no successful request at maximum throughput")
 	}
-	if ir.Lat, err = b.send(ctx, fmt.Sprintf("ingest sync=%t fixed rate", sync), srv.p, srv.url(), b.fixedCount(rate), rate, ""); err != nil {
-		return err
-	}
-	ir.PeakRSS = max(ir.PeakRSS, ir.Lat.PeakRSS)
-	return nil
+	half, err = b.send(ctx, name+" fixed rate", p, url, b.fixedCount(rate), rate, "")
+	return maxRun, half, err
 }
 
 // phaseE2E relays every event to a local sink: a fixed-rate run, then a

@@ -182,9 +182,8 @@ func tables(r *results) []table {
 			mem.rows = append(mem.rows, []string{strconv.Itoa(p.Stored), fmt.Sprintf("%.1f", mb(p.RSS)), fmt.Sprintf("%.1f", mb(p.Anon)),
 				fmt.Sprintf("%.1f", mb(p.File)), fmt.Sprintf("%.1f", mb(p.HeapInuse)), rate})
 		}
-		if g, ok := m.Growth(); ok {
-			p0, p1 := m.Points[0], m.Points[1]
-			mem.rows = append(mem.rows, []string{"growth", fmt.Sprintf("%+.1f", mb(g)), fmt.Sprintf("%+.1f", mb(p1.Anon-p0.Anon)),
+		if p0, p1, ok := m.readings(); ok {
+			mem.rows = append(mem.rows, []string{"growth", fmt.Sprintf("%+.1f", mb(p1.RSS-p0.RSS)), fmt.Sprintf("%+.1f", mb(p1.Anon-p0.Anon)),
 				fmt.Sprintf("%+.1f", mb(p1.File-p0.File)), fmt.Sprintf("%+.1f", mb(p1.HeapInuse-p0.HeapInuse)), ""})
 		}
 		out = append(out, mem)
@@ -291,19 +290,14 @@ func targets(r *results) []target {
 		value += " (the queue had not drained)"
 	}
 	add("end to end: every accepted event reached the sink", runs > 0, value, lost == 0)
-	m := r.Memory
-	name = fmt.Sprintf("RSS growth < 100 MB from %s to %s stored events (anonymous memory)", short(r.Settings.MemBase), short(r.Settings.MemTotal))
-	if g, ok := m.AnonGrowth(); ok {
-		add(name, true, fmt.Sprintf("%+.1f MB RssAnon (%.1f -> %.1f MB)", mb(g), mb(m.Points[0].Anon), mb(m.Points[1].Anon)), g < 100<<20)
-	} else {
-		add(name, false, "", false)
-	}
-	name = fmt.Sprintf("VmRSS growth < 100 MB from %s to %s stored events (incl. mapped value log)", short(r.Settings.MemBase), short(r.Settings.MemTotal))
-	if g, ok := m.Growth(); ok {
-		add(name, true, fmt.Sprintf("%+.1f MB (%.1f -> %.1f MB)", mb(g), mb(m.Points[0].RSS), mb(m.Points[1].RSS)), g < 100<<20)
-	} else {
-		add(name, false, "", false)
-	}
+	p0, p1, ok := r.Memory.readings()
+	span := fmt.Sprintf("from %s to %s stored events", short(r.Settings.MemBase), short(r.Settings.MemTotal))
+	g := p1.Anon - p0.Anon
+	add("RSS growth < 100 MB "+span+" (anonymous memory)", ok,
+		fmt.Sprintf("%+.1f MB RssAnon (%.1f -> %.1f MB)", mb(g), mb(p0.Anon), mb(p1.Anon)), g < 100<<20)
+	g = p1.RSS - p0.RSS
+	add("VmRSS growth < 100 MB "+span+" (incl. mapped value log)", ok,
+		fmt.Sprintf("%+.1f MB (%.1f -> %.1f MB)", mb(g), mb(p0.RSS), mb(p1.RSS)), g < 100<<20)
 	return out
 }
 

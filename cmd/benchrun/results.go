@@ -80,20 +80,12 @@ type memPoint struct {
 	HeapInuse int64 // go_memstats_heap_inuse_bytes
 }
 
-// Growth is the RSS difference between the two readings, if both exist.
-func (m *memResult) Growth() (int64, bool) {
+// readings returns the two memory readings, if both exist.
+func (m *memResult) readings() (first, second memPoint, ok bool) {
 	if m == nil || len(m.Points) < 2 {
-		return 0, false
+		return memPoint{}, memPoint{}, false
 	}
-	return m.Points[1].RSS - m.Points[0].RSS, true
-}
-
-// AnonGrowth is the RssAnon difference between the two readings.
-func (m *memResult) AnonGrowth() (int64, bool) {
-	if m == nil || len(m.Points) < 2 {
-		return 0, false
-	}
-	return m.Points[1].Anon - m.Points[0].Anon, true
+	return m.Points[0], m.Points[1], true
 }
 
 // idAt is one line of `send --ids`.

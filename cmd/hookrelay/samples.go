@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/providers/shortkit"
 	"github.com/hookrelay/hookrelay/providers/standardwebhooks"
 	"github.com/hookrelay/hookrelay/providers/videovector"
 	"github.com/hookrelay/hookrelay/verify"
@@ -73,11 +74,13 @@ func sample(ad providers.Adapter, provider, event, run string, n int, size int, 
 		h, err = a.SignDelivery(body, now, videovector.Delivery{EventType: event, DeliveryID: "dlv_" + uid})
 	case *standardwebhooks.Adapter:
 		h, err = a.SignWithID("msg_"+uid, body, now)
+	case *shortkit.Adapter:
+		// The delivery id is not signed: Sign leaves it to the caller.
+		if h, err = a.Sign(body, now); err == nil {
+			h.Set(shortkit.DeliveryIDHeader, "dl_"+uid)
+		}
 	default:
 		h, err = ad.Sign(body, now)
-		if provider == "shortkit" {
-			h.Set("X-Shortform-Delivery-ID", "dl_"+uid)
-		}
 	}
 	if err != nil {
 		return nil, nil, err

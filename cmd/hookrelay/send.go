@@ -11,10 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,7 +115,7 @@ func send(c *cli.Context) error {
 		return errors.New("--count and --concurrency must be at least 1")
 	}
 	if c.IsSet("duration") && !c.IsSet("count") {
-		count = 1 << 62
+		count = unbounded
 	}
 	var runID [4]byte
 	_, _ = rand.Read(runID[:])
@@ -193,6 +193,9 @@ func send(c *cli.Context) error {
 	}
 	return nil
 }
+
+// unbounded is the request count of a --duration run without --count.
+const unbounded = 1 << 62
 
 // pace feeds request numbers to the workers, at most rate per second.
 func pace(ctx context.Context, jobs chan<- int, count int, rate float64) {
@@ -275,7 +278,7 @@ func progressLine(w io.Writer, done, failed *atomic.Int64, total int) func() {
 			case <-t.C:
 				n := done.Load()
 				fmt.Fprintf(w, "\r\033[Ksent %d", n)
-				if total < 1<<62 {
+				if total != unbounded {
 					fmt.Fprintf(w, "/%d", total)
 				}
 				fmt.Fprintf(w, "  failed %d  %.0f req/s", failed.Load(), float64(n)/time.Since(start).Seconds())
@@ -297,12 +300,10 @@ func summarizeSend(results []sendResult, elapsed time.Duration, conc int) sendSu
 		s.Outcomes[r.outcome]++
 		if r.status != 0 {
 			s.Status[fmt.Sprint(r.status)]++
+			lat = append(lat, r.latency)
 		}
 		if r.err != "" {
 			errs[r.err]++
-		}
-		if r.status != 0 {
-			lat = append(lat, r.latency)
 		}
 	}
 	slices.Sort(lat)
@@ -318,7 +319,7 @@ func summarizeSend(results []sendResult, elapsed time.Duration, conc int) sendSu
 	for e, n := range errs {
 		s.Errors = append(s.Errors, fmt.Sprintf("%dx %s", n, e))
 	}
-	sort.Strings(s.Errors)
+	slices.Sort(s.Errors)
 	if len(s.Errors) > 10 {
 		s.Errors = s.Errors[:10]
 	}
@@ -329,12 +330,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printSummary(out io.Writer, s sendSummary) {
 	fmt.Fprintf(out, "sent %d requests in %.2fs: %.0f req/s (concurrency %d)\n", s.Requests, s.DurationS, s.RPS, s.Concurrency)
-	keys := make([]string, 0, len(s.Outcomes))
-	for k := range s.Outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.Outcomes)) {
 		fmt.Fprintf(out, "  %-10s %d\n", k, s.Outcomes[k])
 	}
 	if len(s.LatencyMS) > 0 {

@@ -84,16 +84,8 @@ func (e *Edge) setupFiles() error {
 	return nil
 }
 
-// Reload re-reads cert_file and key_file now (what SIGHUP does). On error
-// the previous certificate stays in use. It is a no-op in ACME mode.
-func (e *Edge) Reload() error {
-	if e.files == nil {
-		return nil
-	}
-	return e.reload(true)
-}
-
-// reload loads the files and installs the result if it is valid. Without
+// reload loads the files and installs the result if it is valid; on error
+// the previous certificate stays in use. SIGHUP forces it. Without
 // force it only does so for a change that has been stable for one poll, so
 // a deploy that writes the certificate and the key one after the other is
 // not caught half-way.
