@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -412,11 +411,7 @@ func replayOffline(ctx context.Context, b *backend, req admin.ReplayRequest, log
 
 // progressPrinter draws a progress bar on a terminal; elsewhere nothing.
 func progressPrinter(w io.Writer) func(admin.Progress) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(w) {
 		return nil
 	}
 	return func(p admin.Progress) {

@@ -255,11 +255,7 @@ func sendOne(ctx context.Context, client *http.Client, url string, ad providers.
 // progressLine prints a live progress line on a terminal; the returned
 // func stops it.
 func progressLine(w io.Writer, done, failed *atomic.Int64, total int) func() {
-	f, ok := w.(*os.File)
-	if !ok {
-		return func() {}
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(w) {
 		return func() {}
 	}
 	stop := make(chan struct{})
