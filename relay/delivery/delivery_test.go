@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
@@ -78,7 +79,10 @@ func TestNext(t *testing.T) {
 
 		// Attempted with its entry current.
 		{"pending ok", pending, attempted(delivery.OK, true),
-			with(pending, func(d *delivery.Delivery) { plusNow(d); d.Status, d.NextAt, d.Tries = delivery.Delivered, time.Time{}, 2 }),
+			with(pending, func(d *delivery.Delivery) {
+				plusNow(d)
+				d.Status, d.NextAt, d.Tries = delivery.Delivered, time.Time{}, 2
+			}),
 			delivery.QueueOp{Remove: t1}},
 		{"pending retry", pending, attempted(delivery.Retry, true),
 			with(pending, func(d *delivery.Delivery) { plusNow(d); d.NextAt, d.Tries = tNext, 2 }),
@@ -154,7 +158,10 @@ func TestNext(t *testing.T) {
 			with(pending, func(d *delivery.Delivery) { plusNow(d); d.Status, d.NextAt, d.Tries = delivery.Dead, time.Time{}, 8 }),
 			delivery.QueueOp{Remove: t1}},
 		{"ok at max is delivered", with(pending, func(d *delivery.Delivery) { d.Tries = 2 }), attempted(delivery.OK, true),
-			with(pending, func(d *delivery.Delivery) { plusNow(d); d.Status, d.NextAt, d.Tries = delivery.Delivered, time.Time{}, 3 }),
+			with(pending, func(d *delivery.Delivery) {
+				plusNow(d)
+				d.Status, d.NextAt, d.Tries = delivery.Delivered, time.Time{}, 3
+			}),
 			delivery.QueueOp{Remove: t1}},
 
 		// Superseded by a replay: only the attempt is recorded, whatever
@@ -316,5 +323,29 @@ func TestEventStatusDelivery(t *testing.T) {
 				t.Errorf("%q.Delivery() = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestDeliveryJSON pins the stored form of a delivery (what relay/store
+// keeps): stores written before this package existed must still read.
+func TestDeliveryJSON(t *testing.T) {
+	stored := `{"target":"media","status":"pending","attempts":[{"at":"2026-01-02T03:04:05Z","status_code":503,"latency_ms":1.5,"replay":true},{"at":"2026-01-02T03:05:05Z","error":"timeout","latency_ms":0}],"next_at":"2026-01-02T03:06:05Z","tries":2,"replay":true}`
+	var d delivery.Delivery
+	if err := json.Unmarshal([]byte(stored), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != delivery.Pending || d.Tries != 2 || !d.Replay || len(d.Attempts) != 2 || d.Attempts[1].Error != "timeout" {
+		t.Errorf("decoded %+v", d)
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != stored {
+		t.Errorf("re-encoded\n  %s\nwant\n  %s", b, stored)
+	}
+	b, _ = json.Marshal(delivery.Delivery{Target: "media", Status: delivery.Delivered, Attempts: []delivery.Attempt{}, Tries: 1})
+	if got, want := string(b), `{"target":"media","status":"delivered","attempts":[],"tries":1}`; got != want {
+		t.Errorf("settled delivery encodes as %s, want %s", got, want)
 	}
 }

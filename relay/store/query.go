@@ -11,17 +11,18 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 )
 
 // Filter selects events. Zero fields match everything.
 type Filter struct {
-	IDs      []string  `json:"ids,omitempty"`
-	Source   string    `json:"source,omitempty"`
-	Provider string    `json:"provider,omitempty"`
-	Type     string    `json:"type,omitempty"`   // glob, path.Match syntax
-	Status   string    `json:"status,omitempty"` // pending, delivered, dead, unrouted
-	Since    time.Time `json:"since,omitzero"`
-	Until    time.Time `json:"until,omitzero"`
+	IDs      []string             `json:"ids,omitempty"`
+	Source   string               `json:"source,omitempty"`
+	Provider string               `json:"provider,omitempty"`
+	Type     string               `json:"type,omitempty"` // glob, path.Match syntax
+	Status   delivery.EventStatus `json:"status,omitempty"`
+	Since    time.Time            `json:"since,omitzero"`
+	Until    time.Time            `json:"until,omitzero"`
 }
 
 // Validate checks the filter's glob and status.
@@ -29,37 +30,15 @@ func (f *Filter) Validate() error {
 	if _, err := path.Match(f.Type, ""); err != nil {
 		return fmt.Errorf("bad type glob %q", f.Type)
 	}
-	switch f.Status {
-	case "", StatusPending, StatusDelivered, StatusDead, StatusUnrouted:
-	default:
-		return fmt.Errorf("unknown status %q (want pending, delivered, dead or unrouted)", f.Status)
-	}
-	return nil
+	_, err := delivery.ParseEventStatus(string(f.Status))
+	return err
 }
 
 // EventView is an event with its deliveries and derived status.
 type EventView struct {
 	Event
-	Status     string     `json:"status"`
-	Deliveries []Delivery `json:"deliveries"`
-}
-
-// EventStatus derives an event's status from its deliveries: unrouted
-// (none), dead (any dead), pending (any pending), else delivered.
-func EventStatus(ds []Delivery) string {
-	if len(ds) == 0 {
-		return StatusUnrouted
-	}
-	status := StatusDelivered
-	for _, d := range ds {
-		switch d.Status {
-		case StatusDead:
-			return StatusDead
-		case StatusPending:
-			status = StatusPending
-		}
-	}
-	return status
+	Status     delivery.EventStatus `json:"status"`
+	Deliveries []delivery.Delivery  `json:"deliveries"`
 }
 
 func (f *Filter) matchMeta(ev *Event) bool {
@@ -118,18 +97,18 @@ func (s *Store) view(txn *badger.Txn, id string) (*EventView, error) {
 		return nil, err
 	}
 	v.Deliveries = ds
-	v.Status = EventStatus(ds)
+	v.Status = delivery.EventStatusOf(ds)
 	return v, nil
 }
 
-func deliveries(txn *badger.Txn, id string) ([]Delivery, error) {
+func deliveries(txn *badger.Txn, id string) ([]delivery.Delivery, error) {
 	o := badger.DefaultIteratorOptions
 	o.Prefix = []byte("a/" + id + "/")
 	it := txn.NewIterator(o)
 	defer it.Close()
-	out := []Delivery{}
+	out := []delivery.Delivery{}
 	for it.Rewind(); it.Valid(); it.Next() {
-		var d Delivery
+		var d delivery.Delivery
 		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &d) }); err != nil {
 			return nil, err
 		}
@@ -239,7 +218,7 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 			if err != nil {
 				return err
 			}
-			v := &EventView{Event: ev, Deliveries: ds, Status: EventStatus(ds)}
+			v := &EventView{Event: ev, Deliveries: ds, Status: delivery.EventStatusOf(ds)}
 			if f.Status != "" && v.Status != f.Status {
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -35,7 +36,7 @@ type fixture struct {
 	source, provider, typ string
 	targets               []string
 	delivered, dead       []string
-	wantStatus            string
+	wantStatus            delivery.EventStatus
 
 	id         string // set by seed
 	receivedAt time.Time
@@ -45,18 +46,18 @@ type fixture struct {
 // three providers, several event types, and every event status.
 func queryFixtures() []*fixture {
 	return []*fixture{
-		{hour: 0, source: "sp-prod", provider: "sketchpen", typ: "video.completed", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: store.StatusDelivered},
-		{hour: 1, source: "sp-prod", provider: "sketchpen", typ: "video.failed", targets: []string{"media"}, dead: []string{"media"}, wantStatus: store.StatusDead},
-		{hour: 2, source: "vp", provider: "videopilot", typ: "render.completed", targets: []string{"media", "archive"}, delivered: []string{"media", "archive"}, wantStatus: store.StatusDelivered},
-		{hour: 3, source: "sk", provider: "shortkit", typ: "content.imported", wantStatus: store.StatusUnrouted},
-		{hour: 4, source: "sp-staging", provider: "sketchpen", typ: "video.completed", targets: []string{"media"}, wantStatus: store.StatusPending},
-		{hour: 5, source: "vp", provider: "videopilot", typ: "video.completed", targets: []string{"archive"}, dead: []string{"archive"}, wantStatus: store.StatusDead},
-		{hour: 6, source: "sk", provider: "shortkit", typ: "content.import_failed", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: store.StatusDelivered},
-		{hour: 7, source: "sp-prod", provider: "sketchpen", typ: "video.completed", targets: []string{"media", "archive"}, delivered: []string{"media"}, dead: []string{"archive"}, wantStatus: store.StatusDead},
-		{hour: 8, source: "sp-staging", provider: "sketchpen", typ: "render.completed", wantStatus: store.StatusUnrouted},
-		{hour: 9, source: "vp", provider: "videopilot", typ: "render.failed", targets: []string{"media", "archive"}, delivered: []string{"archive"}, wantStatus: store.StatusPending},
-		{hour: 10, source: "sp-prod", provider: "sketchpen", typ: "video.deleted", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: store.StatusDelivered},
-		{hour: 11, source: "sk", provider: "shortkit", typ: "content.imported", targets: []string{"archive"}, wantStatus: store.StatusPending},
+		{hour: 0, source: "sp-prod", provider: "sketchpen", typ: "video.completed", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: delivery.EventDelivered},
+		{hour: 1, source: "sp-prod", provider: "sketchpen", typ: "video.failed", targets: []string{"media"}, dead: []string{"media"}, wantStatus: delivery.EventDead},
+		{hour: 2, source: "vp", provider: "videopilot", typ: "render.completed", targets: []string{"media", "archive"}, delivered: []string{"media", "archive"}, wantStatus: delivery.EventDelivered},
+		{hour: 3, source: "sk", provider: "shortkit", typ: "content.imported", wantStatus: delivery.EventUnrouted},
+		{hour: 4, source: "sp-staging", provider: "sketchpen", typ: "video.completed", targets: []string{"media"}, wantStatus: delivery.EventPending},
+		{hour: 5, source: "vp", provider: "videopilot", typ: "video.completed", targets: []string{"archive"}, dead: []string{"archive"}, wantStatus: delivery.EventDead},
+		{hour: 6, source: "sk", provider: "shortkit", typ: "content.import_failed", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: delivery.EventDelivered},
+		{hour: 7, source: "sp-prod", provider: "sketchpen", typ: "video.completed", targets: []string{"media", "archive"}, delivered: []string{"media"}, dead: []string{"archive"}, wantStatus: delivery.EventDead},
+		{hour: 8, source: "sp-staging", provider: "sketchpen", typ: "render.completed", wantStatus: delivery.EventUnrouted},
+		{hour: 9, source: "vp", provider: "videopilot", typ: "render.failed", targets: []string{"media", "archive"}, delivered: []string{"archive"}, wantStatus: delivery.EventPending},
+		{hour: 10, source: "sp-prod", provider: "sketchpen", typ: "video.deleted", targets: []string{"media"}, delivered: []string{"media"}, wantStatus: delivery.EventDelivered},
+		{hour: 11, source: "sk", provider: "shortkit", typ: "content.imported", targets: []string{"archive"}, wantStatus: delivery.EventPending},
 	}
 }
 
@@ -76,16 +77,16 @@ func seed(t *testing.T, st *store.Store, base time.Time, fx []*fixture) {
 			t.Fatalf("Ingest #%d: %+v, %v", i, res, err)
 		}
 		f.id = res.ID
-		record := func(targets []string, status string, code int) {
+		record := func(targets []string, o delivery.Outcome, code int) {
 			for _, tg := range targets {
-				a := store.Attempt{At: f.receivedAt.Add(time.Second), StatusCode: code, LatencyMS: 1}
-				if err := st.RecordAttempt(ctx, f.id, tg, queueKeyOf(t, st, f.id, tg), a, status, time.Time{}); err != nil {
+				r := delivery.Result{Attempt: delivery.Attempt{At: f.receivedAt.Add(time.Second), StatusCode: code, LatencyMS: 1}, Outcome: o}
+				if _, err := st.RecordAttempt(ctx, f.id, tg, queueKeyOf(t, st, f.id, tg), r, delivery.Policy{MaxAttempts: 5}); err != nil {
 					t.Fatalf("RecordAttempt #%d %s: %v", i, tg, err)
 				}
 			}
 		}
-		record(f.delivered, store.StatusDelivered, 200)
-		record(f.dead, store.StatusDead, 404)
+		record(f.delivered, delivery.OK, 200)
+		record(f.dead, delivery.Permanent, 404)
 	}
 }
 
@@ -143,10 +144,10 @@ func TestFilters(t *testing.T) {
 		{"unknown source", store.Filter{Source: "sp"}, nil},
 		{"provider", store.Filter{Provider: "sketchpen"}, []int{0, 1, 4, 7, 8, 10}},
 		{"provider and type", store.Filter{Provider: "videopilot", Type: "render.*"}, []int{2, 9}},
-		{"status dead", store.Filter{Status: store.StatusDead}, []int{1, 5, 7}},
-		{"status delivered", store.Filter{Status: store.StatusDelivered}, []int{0, 2, 6, 10}},
-		{"status pending", store.Filter{Status: store.StatusPending}, []int{4, 9, 11}},
-		{"status unrouted", store.Filter{Status: store.StatusUnrouted}, []int{3, 8}},
+		{"status dead", store.Filter{Status: delivery.EventDead}, []int{1, 5, 7}},
+		{"status delivered", store.Filter{Status: delivery.EventDelivered}, []int{0, 2, 6, 10}},
+		{"status pending", store.Filter{Status: delivery.EventPending}, []int{4, 9, 11}},
+		{"status unrouted", store.Filter{Status: delivery.EventUnrouted}, []int{3, 8}},
 		{"since inclusive, until exclusive", store.Filter{Since: at(3), Until: at(6)}, []int{3, 4, 5}},
 		{"since only", store.Filter{Since: at(9)}, []int{9, 10, 11}},
 		{"until only", store.Filter{Until: at(2)}, []int{0, 1}},
@@ -155,8 +156,8 @@ func TestFilters(t *testing.T) {
 		{"empty window", store.Filter{Since: at(5.1), Until: at(5.9)}, nil},
 		{"window after everything", store.Filter{Since: at(12)}, nil},
 		{"window before everything", store.Filter{Until: at(-1)}, nil},
-		{"source, status and since", store.Filter{Source: "sp-prod", Status: store.StatusDelivered, Since: at(5)}, []int{10}},
-		{"everything combined", store.Filter{Source: "vp", Provider: "videopilot", Type: "video.*", Status: store.StatusDead, Since: at(1), Until: at(11)}, []int{5}},
+		{"source, status and since", store.Filter{Source: "sp-prod", Status: delivery.EventDelivered, Since: at(5)}, []int{10}},
+		{"everything combined", store.Filter{Source: "vp", Provider: "videopilot", Type: "video.*", Status: delivery.EventDead, Since: at(1), Until: at(11)}, []int{5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +243,7 @@ func TestFilters(t *testing.T) {
 				t.Errorf("List(ids) limit %d = %v, want %v (newest first, each once)", limit, label(fx, got), label(fx, want))
 			}
 		}
-		f.Status = store.StatusDead
+		f.Status = delivery.EventDead
 		got, _ := listAll(t, st, f, 50)
 		if want := ids(fx, 7); !slices.Equal(got, want) {
 			t.Errorf("List(ids, dead) = %v, want %v", label(fx, got), label(fx, want))
@@ -322,7 +323,7 @@ func TestFilterValidate(t *testing.T) {
 	}{
 		{"zero", store.Filter{}, true},
 		{"glob", store.Filter{Type: "video.*"}, true},
-		{"every status", store.Filter{Status: store.StatusUnrouted}, true},
+		{"every status", store.Filter{Status: delivery.EventUnrouted}, true},
 		{"bad glob", store.Filter{Type: "video.["}, false},
 		{"unknown status", store.Filter{Status: "failed"}, false},
 	}
@@ -339,32 +340,6 @@ func TestFilterValidate(t *testing.T) {
 				t.Errorf("Each = %v, want ok=%v", err, tt.ok)
 			}
 		})
-	}
-}
-
-func TestEventStatus(t *testing.T) {
-	d := func(statuses ...string) []store.Delivery {
-		out := []store.Delivery{}
-		for _, s := range statuses {
-			out = append(out, store.Delivery{Status: s})
-		}
-		return out
-	}
-	tests := []struct {
-		ds   []store.Delivery
-		want string
-	}{
-		{nil, store.StatusUnrouted},
-		{d(), store.StatusUnrouted},
-		{d(store.StatusDelivered), store.StatusDelivered},
-		{d(store.StatusDelivered, store.StatusPending), store.StatusPending},
-		{d(store.StatusPending, store.StatusDead), store.StatusDead},
-		{d(store.StatusDead, store.StatusDelivered), store.StatusDead},
-	}
-	for _, tt := range tests {
-		if got := store.EventStatus(tt.ds); got != tt.want {
-			t.Errorf("EventStatus(%v) = %q, want %q", tt.ds, got, tt.want)
-		}
 	}
 }
 
@@ -400,8 +375,8 @@ func TestRequeue(t *testing.T) {
 	if got := depth("media"); got != 1 {
 		t.Fatalf("queue depth after ingest = %d, want 1", got)
 	}
-	a := store.Attempt{At: received, StatusCode: 404}
-	if err := st.RecordAttempt(ctx, id, "media", queueKeyOf(t, st, id, "media"), a, store.StatusDead, time.Time{}); err != nil {
+	r := delivery.Result{Attempt: delivery.Attempt{At: received, StatusCode: 404}, Outcome: delivery.Permanent}
+	if _, err := st.RecordAttempt(ctx, id, "media", queueKeyOf(t, st, id, "media"), r, delivery.Policy{MaxAttempts: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if got := depth("media"); got != 0 {
@@ -420,7 +395,7 @@ func TestRequeue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Status != store.StatusPending || !d.Replay || d.Tries != 0 || !d.NextAt.Equal(now) {
+		if d.Status != delivery.Pending || !d.Replay || d.Tries != 0 || !d.NextAt.Equal(now) {
 			t.Errorf("%s after Requeue = %+v, want a pending replay due now with no tries", target, d)
 		}
 		due, _, err := st.DueDeliveries(target, now, 10, nil)
@@ -433,7 +408,7 @@ func TestRequeue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := v.Status, store.StatusPending; got != want {
+	if got, want := v.Status, delivery.EventPending; got != want {
 		t.Errorf("event status = %q, want %q", got, want)
 	}
 	for _, d := range v.Deliveries {

@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 )
-
-// maxAttemptsKept bounds the attempt history of one delivery.
-const maxAttemptsKept = 100
 
 // Due is a queued delivery.
 type Due struct {
@@ -80,10 +78,10 @@ func (s *Store) QueueDepth(target string) (int, error) {
 
 // LoadDelivery returns an event, its raw body and its delivery to target.
 // It returns ErrNotFound if the event has expired.
-func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *Delivery, error) {
+func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *delivery.Delivery, error) {
 	var ev Event
 	var raw []byte
-	var d Delivery
+	var d delivery.Delivery
 	err := s.read(func(txn *badger.Txn) error {
 		if err := getJSON(txn, eventKey(id), &ev); err != nil {
 			return err
@@ -97,7 +95,7 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *Delivery, erro
 		}
 		err = getJSON(txn, deliveryKey(id, target), &d)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			d = Delivery{Target: target, Status: StatusPending}
+			d = delivery.Delivery{Target: target, Status: delivery.Pending}
 			return nil
 		}
 		return err
@@ -117,62 +115,61 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *Delivery, erro
 // next.
 var ErrSuperseded = errors.New("delivery superseded by a replay")
 
-// RecordAttempt appends a to the delivery of event id to target and moves it
-// to status: StatusPending (retry at next), StatusDelivered or StatusDead.
-// queueKey is the queue entry the attempt was made for; if a replay has
-// replaced it meanwhile, only the attempt is recorded, the replay's queue
-// entry stays, and the error is ErrSuperseded.
-func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, a Attempt, status string, next time.Time) error {
-	superseded := false
+// RecordAttempt records attempt result r of the delivery of event id to
+// target, made for the queue entry queueKey, by applying delivery.Next
+// under policy p, and returns the delivery as recorded. If a replay has
+// replaced queueKey meanwhile, only the attempt is recorded, the replay's
+// queue entry stays, and the error is ErrSuperseded. If the event has
+// expired, the queue entry is dropped and nothing else is written.
+func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error) {
+	entry, kid, ok := parseQueueKey(target, queueKey)
+	if !ok || kid != id {
+		return delivery.Delivery{}, fmt.Errorf("record attempt %s/%s: queue key %q is not one of this delivery's", id, target, queueKey)
+	}
+	var d delivery.Delivery
+	current := false
 	err := s.update(func(txn *badger.Txn) error {
-		superseded = false
+		d, current = delivery.Delivery{Target: target}, false
+		_, err := txn.Get(queueKey)
+		switch {
+		case err == nil:
+			current = true
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
 		evItem, err := txn.Get(eventKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Delete(queueKey) // expired: drop the queue entry
+			// Expired: drop the queue entry; the delivery expired with it.
+			r.Outcome = delivery.Expired
+			var op delivery.QueueOp
+			d, op = delivery.Next(d, delivery.AttemptedFor(r, entry, current), p)
+			return applyQueueOp(txn, target, id, op)
 		} else if err != nil {
 			return err
 		}
-		var d Delivery
 		if err := getJSON(txn, deliveryKey(id, target), &d); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
 		d.Target = target
-		d.Attempts = append(d.Attempts, a)
-		if n := len(d.Attempts); n > maxAttemptsKept {
-			d.Attempts = d.Attempts[n-maxAttemptsKept:]
-		}
-		_, err = txn.Get(queueKey)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			superseded = true // keep the replay's status and queue entry
-		case err != nil:
+		var op delivery.QueueOp
+		d, op = delivery.Next(d, delivery.AttemptedFor(r, entry, current), p)
+		if err := applyQueueOp(txn, target, id, op); err != nil {
 			return err
-		default:
-			if err := txn.Delete(queueKey); err != nil {
-				return err
-			}
-			d.Tries++
-			d.Status = status
-			d.NextAt = time.Time{}
-			if status == StatusPending {
-				d.NextAt = next
-				if err := txn.Set(QueueKey(target, next, id), nil); err != nil {
-					return err
-				}
-			} else {
-				d.Replay = false
-			}
 		}
 		return s.putDeliveryUntil(txn, id, &d, evItem.ExpiresAt())
 	})
-	if err == nil && superseded {
-		return ErrSuperseded
+	if err != nil {
+		return delivery.Delivery{}, err
 	}
-	return err
+	if !current {
+		return d, ErrSuperseded
+	}
+	return d, nil
 }
 
-// Requeue makes the delivery of event id to target pending again, due now,
-// and marks it as a replay. target need not be one the event was routed to.
+// Requeue replays the delivery of event id to target (delivery.Next with a
+// replay): pending again, due now, marked as a replay, its queue entry
+// moved. target need not be one the event was routed to.
 func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) error {
 	return s.update(func(txn *badger.Txn) error {
 		var ev Event
@@ -181,24 +178,29 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		} else if err != nil {
 			return err
 		}
-		var d Delivery
-		err := getJSON(txn, deliveryKey(id, target), &d)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			d = Delivery{Target: target, Attempts: []Attempt{}}
-		case err != nil:
+		d := delivery.Delivery{Target: target}
+		if err := getJSON(txn, deliveryKey(id, target), &d); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
-		case d.Status == StatusPending && !d.NextAt.IsZero():
-			if err := txn.Delete(QueueKey(target, d.NextAt, id)); err != nil {
-				return err
-			}
 		}
-		d.Status, d.Replay, d.NextAt, d.Tries = StatusPending, true, now, 0
-		if err := txn.Set(QueueKey(target, now, id), nil); err != nil {
+		d, op := delivery.Next(d, delivery.ReplayedAt(now), delivery.Policy{})
+		if err := applyQueueOp(txn, target, id, op); err != nil {
 			return err
 		}
 		return s.putDelivery(txn, id, &d, ev.ReceivedAt)
 	})
+}
+
+// applyQueueOp performs a transition's change to target's queue.
+func applyQueueOp(txn *badger.Txn, target, id string, op delivery.QueueOp) error {
+	if !op.Remove.IsZero() {
+		if err := txn.Delete(QueueKey(target, op.Remove, id)); err != nil {
+			return err
+		}
+	}
+	if !op.Add.IsZero() {
+		return txn.Set(QueueKey(target, op.Add, id), nil)
+	}
+	return nil
 }
 
 // update runs fn in a read-write transaction, retrying on conflicts.

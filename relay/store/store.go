@@ -28,6 +28,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hookrelay/hookrelay/dedupe"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 )
 
 // ErrUnavailable wraps errors that mean the store cannot take writes now
@@ -36,14 +37,6 @@ var ErrUnavailable = errors.New("store unavailable")
 
 // ErrNotFound is returned for unknown event ids.
 var ErrNotFound = errors.New("not found")
-
-// Delivery statuses, and the extra event status "unrouted".
-const (
-	StatusPending   = "pending"
-	StatusDelivered = "delivered"
-	StatusDead      = "dead"
-	StatusUnrouted  = "unrouted"
-)
 
 // Event is the stored metadata of one webhook.
 type Event struct {
@@ -58,28 +51,6 @@ type Event struct {
 	DeliveryID string            `json:"delivery_id,omitempty"`
 	Headers    map[string]string `json:"headers,omitempty"`
 	Targets    []string          `json:"targets,omitempty"`
-}
-
-// Attempt is one delivery attempt.
-type Attempt struct {
-	At         time.Time `json:"at"`
-	StatusCode int       `json:"status_code,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	LatencyMS  float64   `json:"latency_ms"`
-	Replay     bool      `json:"replay,omitempty"`
-}
-
-// Delivery is the state of one event's delivery to one target.
-type Delivery struct {
-	Target   string    `json:"target"`
-	Status   string    `json:"status"`
-	Attempts []Attempt `json:"attempts"`
-	NextAt   time.Time `json:"next_at,omitzero"`
-	// Tries counts attempts since the delivery was created or last replayed;
-	// the retry policy's max_attempts applies to it.
-	Tries int `json:"tries"`
-	// Replay is set while a replay of this delivery is pending.
-	Replay bool `json:"replay,omitempty"`
 }
 
 // Options configure a Store.
@@ -405,24 +376,24 @@ func (s *Store) stage(txn *badger.Txn, r *ingestReq) (batchResult, error) {
 		return batchResult{claim: claim}, err
 	}
 	for _, t := range ev.Targets {
-		d := Delivery{Target: t, Status: StatusPending, Attempts: []Attempt{}, NextAt: ev.ReceivedAt}
+		d, op := delivery.Next(delivery.Delivery{Target: t}, delivery.IngestedAt(ev.ReceivedAt), delivery.Policy{})
 		if err := s.putDelivery(txn, ev.ID, &d, ev.ReceivedAt); err != nil {
 			return batchResult{claim: claim}, err
 		}
-		if err := txn.Set(QueueKey(t, ev.ReceivedAt, ev.ID), nil); err != nil {
+		if err := applyQueueOp(txn, t, ev.ID, op); err != nil {
 			return batchResult{claim: claim}, err
 		}
 	}
 	return batchResult{claim: claim}, nil
 }
 
-func (s *Store) putDelivery(txn *badger.Txn, id string, d *Delivery, received time.Time) error {
+func (s *Store) putDelivery(txn *badger.Txn, id string, d *delivery.Delivery, received time.Time) error {
 	return s.putDeliveryUntil(txn, id, d, uint64(received.Add(s.retention).Unix()))
 }
 
 // putDeliveryUntil writes a delivery record that expires with its event
 // (expiresAt in unix seconds, as Badger keeps it).
-func (s *Store) putDeliveryUntil(txn *badger.Txn, id string, d *Delivery, expiresAt uint64) error {
+func (s *Store) putDeliveryUntil(txn *badger.Txn, id string, d *delivery.Delivery, expiresAt uint64) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
