@@ -23,14 +23,18 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers/standardwebhooks"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
 // Store is the part of the event store the delivery engine needs.
 type Store interface {
 	DueDeliveries(target string, now time.Time, limit int, skip func(id string) bool) ([]store.Due, time.Time, error)
-	LoadDelivery(id, target string) (*store.Event, []byte, *store.Delivery, error)
-	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, a store.Attempt, status string, next time.Time) error
+	LoadDelivery(id, target string) (*store.Event, []byte, *delivery.Delivery, error)
+	// RecordAttempt applies delivery.Next to the attempt's result under p
+	// and returns the delivery as recorded (store.ErrSuperseded: a replay
+	// replaced the attempt's queue entry; only the attempt was recorded).
+	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error)
 }
 
 // Metrics observes delivery attempts. outcome is "delivered", "retry" or
@@ -177,6 +181,7 @@ type dispatcher struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	capacity int // deliveries held in memory (ready, scheduled, in flight)
+	policy   delivery.Policy
 }
 
 // completion is a worker's report on one delivery.
@@ -217,6 +222,7 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 		done:     make(chan completion, t.MaxInFlight),
 		stopping: make(chan struct{}),
 		capacity: capacity,
+		policy:   delivery.Policy{MaxAttempts: t.MaxAttempts},
 	}
 	d.scanReq.Store(true) // pick up what an earlier run left queued
 	return d
@@ -229,15 +235,41 @@ func (d *dispatcher) poke() {
 	}
 }
 
-// run owns the dispatcher's memory: deliveries ready now, retries scheduled
-// for later, and those in flight. Ingest hands new deliveries over through
-// d.fresh; the store is scanned only at start, when memory overflowed, when
-// told to (replays), and every Rescan as a safety net. Only this goroutine
-// scans and only it forgets finished deliveries, so a delivery is never
-// handed out twice.
+// run owns the dispatcher's memory (a runState): deliveries ready now,
+// retries scheduled for later, and those in flight. Ingest hands new
+// deliveries over through d.fresh; the store is scanned only at start, when
+// memory overflowed, when told to (replays), and every Rescan as a safety
+// net. Only this goroutine scans and only it forgets finished deliveries,
+// so a delivery is never handed out twice.
+//
+// Each turn of the loop takes the fresh hand-overs, forgets a stale
+// schedule after a replay, promotes retries that fell due, scans the store
+// if it must and memory has room, hands ready deliveries to the workers,
+// then sleeps until something happens (recording the completions that
+// wake it).
 func (d *dispatcher) run(ctx context.Context) {
+	defer d.startWorkers(ctx)()
+	s := &runState{d: d, only: d.e.opts.Only, known: map[string]bool{}}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		s.takeFresh(now)
+		s.purgeStale()
+		s.promoteDue(now)
+		s.maybeScan(now)
+		s.dispatchReady()
+		if !s.sleep(ctx, timer, now) {
+			return
+		}
+	}
+}
+
+// startWorkers starts the target's MaxInFlight workers. The function it
+// returns stops them and waits for them to finish.
+func (d *dispatcher) startWorkers(ctx context.Context) (stop func()) {
 	var workers sync.WaitGroup
-	for i := 0; i < d.t.MaxInFlight; i++ {
+	for range d.t.MaxInFlight {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -246,7 +278,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 		}()
 	}
-	defer func() {
+	return func() {
 		close(d.work)
 		// Drain completions so workers never block on d.done.
 		go func() {
@@ -255,131 +287,170 @@ func (d *dispatcher) run(ctx context.Context) {
 		}()
 		workers.Wait()
 		close(d.done)
-	}()
+	}
+}
 
-	var (
-		ready    []store.Due         // due now, oldest first
-		later    dueHeap             // scheduled retries
-		known    = map[string]bool{} // ids in ready, later or in flight
-		inflight = 0
-		lastScan time.Time
-		scanAt   time.Time // a queued entry in the store falls due then
-	)
-	only := d.e.opts.Only
-	add := func(due store.Due, now time.Time) {
-		if known[due.EventID] || (only != nil && !only(due.EventID)) {
-			return
-		}
-		if len(known) >= d.capacity {
-			d.scanReq.Store(true) // safe in the store; fetched when there is room
-			return
-		}
-		if due.At.After(now) {
-			if later.Len() >= d.capacity/2 {
-				// Keep room for fresh deliveries: this retry waits in the
-				// store, and a scan at its due time fetches it.
-				if scanAt.IsZero() || due.At.Before(scanAt) {
-					scanAt = due.At
-				}
-				return
+// runState is the memory of one dispatcher's run loop; only that goroutine
+// touches it. Everything in ready, later or in flight is in known, and
+// known never holds more than d.capacity ids: the rest wait in the store.
+type runState struct {
+	d        *dispatcher
+	only     func(eventID string) bool // Options.Only
+	ready    []store.Due               // due now, oldest first
+	later    dueHeap                   // scheduled retries
+	known    map[string]bool           // ids in ready, later or in flight
+	inflight int
+	lastScan time.Time
+	scanAt   time.Time // a queued entry in the store falls due then
+}
+
+// add takes due into memory if it is new, accepted by Only, and fits.
+func (s *runState) add(due store.Due, now time.Time) {
+	if s.known[due.EventID] || (s.only != nil && !s.only(due.EventID)) {
+		return
+	}
+	if len(s.known) >= s.d.capacity {
+		s.d.scanReq.Store(true) // safe in the store; fetched when there is room
+		return
+	}
+	if due.At.After(now) {
+		if s.later.Len() >= s.d.capacity/2 {
+			// Keep room for fresh deliveries: this retry waits in the
+			// store, and a scan at its due time fetches it.
+			if s.scanAt.IsZero() || due.At.Before(s.scanAt) {
+				s.scanAt = due.At
 			}
-			known[due.EventID] = true
-			heap.Push(&later, due)
-		} else {
-			known[due.EventID] = true
-			ready = append(ready, due)
+			return
+		}
+		s.known[due.EventID] = true
+		heap.Push(&s.later, due)
+	} else {
+		s.known[due.EventID] = true
+		s.ready = append(s.ready, due)
+	}
+}
+
+// takeFresh adds the deliveries ingest has handed over since the last turn.
+func (s *runState) takeFresh(now time.Time) {
+	for {
+		select {
+		case due := <-s.d.fresh:
+			s.add(due, now)
+		default:
+			return
 		}
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+}
+
+// purgeStale forgets the scheduled retries when told to: a replay may
+// have moved one. The store has them all, and the scan that Notify also
+// requests decides.
+func (s *runState) purgeStale() {
+	if !s.d.purge.Swap(false) {
+		return
+	}
+	for _, due := range s.later {
+		delete(s.known, due.EventID)
+	}
+	s.later = s.later[:0]
+}
+
+// promoteDue moves the scheduled retries that are due by now to ready.
+func (s *runState) promoteDue(now time.Time) {
+	for s.later.Len() > 0 && !s.later[0].At.After(now) {
+		s.ready = append(s.ready, heap.Pop(&s.later).(store.Due))
+	}
+}
+
+// maybeScan reads due deliveries from the store when a scan is needed
+// (requested, Rescan elapsed, or a delivery left in the store fell due) and
+// memory has room for it.
+func (s *runState) maybeScan(now time.Time) {
+	d := s.d
+	needScan := d.scanReq.Load() || now.Sub(s.lastScan) >= d.e.opts.Rescan || (!s.scanAt.IsZero() && !now.Before(s.scanAt))
+	// Refill in bulk: a scan walks the queue from its start (past the
+	// entries memory already holds), so scanning for a few free slots
+	// at a time would cost a whole queue per handful of deliveries.
+	room := d.capacity - len(s.known)
+	canScan := room > 0 && (room >= d.capacity/4 || len(s.ready) < d.t.MaxInFlight)
+	if !canScan && !s.scanAt.IsZero() && !now.Before(s.scanAt) {
+		// Due, but no room: scan once completions free some (no spinning).
+		d.scanReq.Store(true)
+		s.scanAt = time.Time{}
+	}
+	if !needScan || !canScan {
+		return
+	}
+	d.scanReq.Store(false)
+	s.lastScan, s.scanAt = now, time.Time{}
+	skip := func(id string) bool { return s.known[id] || (s.only != nil && !s.only(id)) }
+	dues, next, err := d.e.store.DueDeliveries(d.t.Name, now, room, skip)
+	switch {
+	case err != nil:
+		d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
+		s.scanAt = now.Add(time.Second)
+	case len(dues) == room:
+		d.scanReq.Store(true) // more than fits: scan again when there is room
+	}
+	for _, due := range dues {
+		s.add(due, now)
+	}
+	if !next.IsZero() {
+		s.scanAt = next
+	}
+}
+
+// dispatchReady hands ready deliveries to idle workers, oldest first.
+func (s *runState) dispatchReady() {
+	for s.inflight < s.d.t.MaxInFlight && len(s.ready) > 0 {
+		s.d.work <- s.ready[0] // never blocks: at most MaxInFlight outstanding
+		s.ready[0] = store.Due{}
+		s.ready = s.ready[1:]
+		s.inflight++
+	}
+}
+
+// sleep waits until the next retry, the next scan, Rescan at most, a poke
+// or a completion, and handles the completions. It returns false when the
+// dispatcher must stop.
+func (s *runState) sleep(ctx context.Context, timer *time.Timer, now time.Time) bool {
+	wake := now.Add(s.d.e.opts.Rescan)
+	if s.later.Len() > 0 && s.later[0].At.Before(wake) {
+		wake = s.later[0].At
+	}
+	if !s.scanAt.IsZero() && s.scanAt.Before(wake) {
+		wake = s.scanAt
+	}
+	resetTimer(timer, time.Until(wake))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.d.stopping:
+		return false
+	case <-s.d.wake:
+	case <-timer.C:
+	case c := <-s.d.done:
+		s.handleCompletions(c)
+	}
+	return true
+}
+
+// handleCompletions forgets finished deliveries (c and any other
+// completions waiting), schedules their retries, and asks for a scan when
+// the store decides what is next.
+func (s *runState) handleCompletions(c completion) {
 	for {
-		now := time.Now()
-		for more := true; more; {
-			select {
-			case due := <-d.fresh:
-				add(due, now)
-			default:
-				more = false
-			}
+		s.inflight--
+		delete(s.known, c.id)
+		if c.retry != nil {
+			s.add(*c.retry, time.Now())
 		}
-		if d.purge.Swap(false) {
-			// A replay may have moved a scheduled delivery: forget the
-			// schedule (the store has it) and let the scan below decide.
-			for _, due := range later {
-				delete(known, due.EventID)
-			}
-			later = later[:0]
+		if c.rescan {
+			s.d.scanReq.Store(true)
 		}
-		for later.Len() > 0 && !later[0].At.After(now) {
-			ready = append(ready, heap.Pop(&later).(store.Due))
-		}
-		needScan := d.scanReq.Load() || now.Sub(lastScan) >= d.e.opts.Rescan || (!scanAt.IsZero() && !now.Before(scanAt))
-		// Refill in bulk: a scan walks the queue from its start (past the
-		// entries memory already holds), so scanning for a few free slots
-		// at a time would cost a whole queue per handful of deliveries.
-		room := d.capacity - len(known)
-		canScan := room > 0 && (room >= d.capacity/4 || len(ready) < d.t.MaxInFlight)
-		if !canScan && !scanAt.IsZero() && !now.Before(scanAt) {
-			// Due, but no room: scan once completions free some (no spinning).
-			d.scanReq.Store(true)
-			scanAt = time.Time{}
-		}
-		if needScan && canScan {
-			d.scanReq.Store(false)
-			lastScan, scanAt = now, time.Time{}
-			skip := func(id string) bool { return known[id] || (only != nil && !only(id)) }
-			dues, next, err := d.e.store.DueDeliveries(d.t.Name, now, room, skip)
-			switch {
-			case err != nil:
-				d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
-				scanAt = now.Add(time.Second)
-			case len(dues) == room:
-				d.scanReq.Store(true) // more than fits: scan again when there is room
-			}
-			for _, due := range dues {
-				add(due, now)
-			}
-			if !next.IsZero() {
-				scanAt = next
-			}
-		}
-		for inflight < d.t.MaxInFlight && len(ready) > 0 {
-			d.work <- ready[0] // never blocks: at most MaxInFlight outstanding
-			ready[0] = store.Due{}
-			ready = ready[1:]
-			inflight++
-		}
-		// Sleep until the next retry, the next scan, or Rescan at most.
-		wake := now.Add(d.e.opts.Rescan)
-		if later.Len() > 0 && later[0].At.Before(wake) {
-			wake = later[0].At
-		}
-		if !scanAt.IsZero() && scanAt.Before(wake) {
-			wake = scanAt
-		}
-		resetTimer(timer, time.Until(wake))
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if c, ok = tryRecv(s.d.done); !ok {
 			return
-		case <-d.stopping:
-			return
-		case <-d.wake:
-		case <-timer.C:
-		case c := <-d.done:
-			for {
-				inflight--
-				delete(known, c.id)
-				if c.retry != nil {
-					add(*c.retry, time.Now())
-				}
-				if c.rescan {
-					d.scanReq.Store(true)
-				}
-				var ok bool
-				if c, ok = tryRecv(d.done); !ok {
-					break
-				}
-			}
 		}
 	}
 }
@@ -414,14 +485,16 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// deliver makes one attempt and records it.
+// deliver makes one attempt and records it. It decides only the attempt's
+// outcome and, for a retry, when; the store applies delivery.Next.
 func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	log := d.e.opts.Log
 	c := completion{id: due.EventID}
 	ev, raw, del, err := d.e.store.LoadDelivery(due.EventID, d.t.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		// Expired before delivery: drop the queue entry.
-		_ = d.e.store.RecordAttempt(ctx, due.EventID, d.t.Name, due.Key, store.Attempt{At: time.Now(), Error: "event expired"}, store.StatusDead, time.Time{})
+		r := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), Error: "event expired"}, Outcome: delivery.Expired}
+		_, _ = d.e.store.RecordAttempt(ctx, due.EventID, d.t.Name, due.Key, r, d.policy)
 		return c
 	}
 	if err != nil {
@@ -429,7 +502,7 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 		c.rescan = true // still queued in the store; a scan finds it again
 		return c
 	}
-	if del.Status != store.StatusPending || (!del.NextAt.IsZero() && del.NextAt.UnixNano() != due.At.UnixNano()) {
+	if del.Status != delivery.Pending || (!del.NextAt.IsZero() && del.NextAt.UnixNano() != due.At.UnixNano()) {
 		// Stale: a replay (or a scan racing a hand-over) moved this delivery
 		// to another queue entry meanwhile. That entry decides.
 		c.rescan = true
@@ -441,18 +514,14 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	if ctx.Err() != nil {
 		return c // shutting down: the attempt was cut short, leave it queued
 	}
-	a := store.Attempt{At: start.UTC(), StatusCode: res.status, Error: res.err, LatencyMS: float64(latency.Microseconds()) / 1000, Replay: del.Replay}
-	status, next := store.StatusDelivered, time.Time{}
-	outcome := "delivered"
-	switch {
-	case res.ok:
-	case !res.retry || del.Tries+1 >= d.t.MaxAttempts:
-		status, outcome = store.StatusDead, "dead"
-	default:
-		status, outcome = store.StatusPending, "retry"
-		next = time.Now().Add(d.backoff(del.Tries+1, res.retryAfter))
+	r := delivery.Result{
+		Attempt: delivery.Attempt{At: start.UTC(), StatusCode: res.status, Error: res.err, LatencyMS: float64(latency.Microseconds()) / 1000, Replay: del.Replay},
+		Outcome: res.outcome,
 	}
-	err = d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, a, status, next)
+	if r.Outcome == delivery.Retry {
+		r.RetryAt = time.Now().Add(d.backoff(del.Tries+1, res.retryAfter))
+	}
+	rec, err := d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, r, d.policy)
 	switch {
 	case errors.Is(err, store.ErrSuperseded):
 		// A replay queued this delivery again meanwhile (its scan skipped it
@@ -461,14 +530,15 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	case err != nil:
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
 		c.rescan = true
-	case status == store.StatusPending:
-		c.retry = &store.Due{EventID: due.EventID, Target: d.t.Name, At: next, Key: store.QueueKey(d.t.Name, next, due.EventID)}
+	case rec.Status == delivery.Pending:
+		c.retry = &store.Due{EventID: due.EventID, Target: d.t.Name, At: rec.NextAt, Key: store.QueueKey(d.t.Name, rec.NextAt, due.EventID)}
 	}
+	outcome := outcomeLabel(r.Outcome, rec.Status, err == nil)
 	if d.e.opts.Metrics != nil {
 		d.e.opts.Metrics.Delivered(d.t.Name, outcome, latency)
 	}
 	lvl := slog.LevelDebug
-	if !res.ok {
+	if res.outcome != delivery.OK {
 		lvl = slog.LevelWarn
 	}
 	if !log.Enabled(ctx, lvl) {
@@ -479,8 +549,31 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	return c
 }
 
+// outcomeLabel names an attempt for metrics and logs ("delivered", "retry"
+// or "dead"): by the status it left its delivery in when it was recorded as
+// the delivery's current attempt, else by what the target answered.
+func outcomeLabel(o delivery.Outcome, st delivery.Status, recorded bool) string {
+	if recorded {
+		switch st {
+		case delivery.Delivered:
+			return "delivered"
+		case delivery.Pending:
+			return "retry"
+		}
+		return "dead"
+	}
+	switch o {
+	case delivery.OK:
+		return "delivered"
+	case delivery.Retry:
+		return "retry"
+	}
+	return "dead"
+}
+
+// result is what one request to the target said.
 type result struct {
-	ok, retry  bool
+	outcome    delivery.Outcome // OK, Retry or Permanent
 	status     int
 	err        string
 	retryAfter time.Duration
@@ -492,7 +585,7 @@ func (d *dispatcher) attempt(ctx context.Context, ev *store.Event, raw []byte, r
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, d.t.URL, bytes.NewReader(body))
 	if err != nil {
-		return result{err: "build request: " + err.Error()}
+		return result{outcome: delivery.Permanent, err: "build request: " + err.Error()}
 	}
 	for k, v := range d.t.Headers {
 		req.Header.Set(k, v)
@@ -508,16 +601,16 @@ func (d *dispatcher) attempt(ctx context.Context, ev *store.Event, raw []byte, r
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return result{retry: true, err: attemptError(err, actx)}
+		return result{outcome: delivery.Retry, err: attemptError(err, actx)}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	r := result{status: resp.StatusCode}
+	r := result{outcome: delivery.Permanent, status: resp.StatusCode}
 	switch c := resp.StatusCode; {
 	case c >= 200 && c < 300:
-		r.ok = true
+		r.outcome = delivery.OK
 	case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
-		r.retry = true
+		r.outcome = delivery.Retry
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return r

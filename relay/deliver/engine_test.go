@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -68,7 +69,7 @@ func testTarget(name, url string) deliver.Target {
 }
 
 // waitDelivery polls the delivery of id to target until done reports true.
-func waitDelivery(t *testing.T, st *store.Store, id, target string, done func(*store.Delivery) bool) *store.Delivery {
+func waitDelivery(t *testing.T, st *store.Store, id, target string, done func(*delivery.Delivery) bool) *delivery.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -86,17 +87,17 @@ func waitDelivery(t *testing.T, st *store.Store, id, target string, done func(*s
 	}
 }
 
-func settled(d *store.Delivery) bool { return d.Status != store.StatusPending }
+func settled(d *delivery.Delivery) bool { return d.Status != delivery.Pending }
 
 // deliverDead enqueues an event for target, waits for its delivery to
 // settle, checks that it died after the two attempts of a testTarget and
 // returns them.
-func deliverDead(t *testing.T, st *store.Store, e *deliver.Engine, target string) []store.Attempt {
+func deliverDead(t *testing.T, st *store.Store, e *deliver.Engine, target string) []delivery.Attempt {
 	t.Helper()
 	id := enqueue(t, st, target)
 	e.Notify(target)
 	d := waitDelivery(t, st, id, target, settled)
-	if d.Status != store.StatusDead || len(d.Attempts) != 2 {
+	if d.Status != delivery.Dead || len(d.Attempts) != 2 {
 		t.Fatalf("delivery %s after %d attempts, want dead after 2", d.Status, len(d.Attempts))
 	}
 	return d.Attempts
@@ -153,23 +154,23 @@ func TestEngineStatusClasses(t *testing.T) {
 	defer srv.Close()
 	tests := []struct {
 		code     int
-		status   string
+		status   delivery.Status
 		attempts int
 	}{
-		{200, store.StatusDelivered, 1},
-		{201, store.StatusDelivered, 1},
-		{204, store.StatusDelivered, 1},
-		{302, store.StatusDead, 1},
-		{400, store.StatusDead, 1},
-		{401, store.StatusDead, 1},
-		{404, store.StatusDead, 1},
-		{410, store.StatusDead, 1},
-		{422, store.StatusDead, 1},
-		{408, store.StatusDead, 2},
-		{429, store.StatusDead, 2},
-		{500, store.StatusDead, 2},
-		{502, store.StatusDead, 2},
-		{503, store.StatusDead, 2},
+		{200, delivery.Delivered, 1},
+		{201, delivery.Delivered, 1},
+		{204, delivery.Delivered, 1},
+		{302, delivery.Dead, 1},
+		{400, delivery.Dead, 1},
+		{401, delivery.Dead, 1},
+		{404, delivery.Dead, 1},
+		{410, delivery.Dead, 1},
+		{422, delivery.Dead, 1},
+		{408, delivery.Dead, 2},
+		{429, delivery.Dead, 2},
+		{500, delivery.Dead, 2},
+		{502, delivery.Dead, 2},
+		{503, delivery.Dead, 2},
 	}
 	st := openTestStore(t, t.TempDir())
 	var targets []deliver.Target
@@ -193,7 +194,7 @@ func TestEngineStatusClasses(t *testing.T) {
 				t.Errorf("HTTP %d: attempt recorded as %d %q", tt.code, a.StatusCode, a.Error)
 			}
 		}
-		if got, want := m.get(names[i]+"/"+tt.status), 1; got != want {
+		if got, want := m.get(names[i]+"/"+string(tt.status)), 1; got != want {
 			t.Errorf("HTTP %d: metrics saw %d %q outcomes, want %d", tt.code, got, tt.status, want)
 		}
 		if got, want := m.get(names[i]+"/retry"), tt.attempts-1; got != want {
@@ -282,7 +283,7 @@ func TestEngineStopLeavesInFlightQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Status != store.StatusPending || len(d.Attempts) != 0 || d.Tries != 0 {
+	if d.Status != delivery.Pending || len(d.Attempts) != 0 || d.Tries != 0 {
 		t.Errorf("after Stop: %s with %d attempts (tries %d), want pending with none", d.Status, len(d.Attempts), d.Tries)
 	}
 	if n, err := st.QueueDepth("t"); err != nil || n != 1 {
@@ -294,7 +295,7 @@ func TestEngineStopLeavesInFlightQueued(t *testing.T) {
 	e2 := startEngine(t, st, nil, testTarget("t", ok.URL))
 	e2.Notify("t")
 	d = waitDelivery(t, st, id, "t", settled)
-	if d.Status != store.StatusDelivered || len(d.Attempts) != 1 {
+	if d.Status != delivery.Delivered || len(d.Attempts) != 1 {
 		t.Errorf("after restart: %s after %d attempts, want delivered after 1", d.Status, len(d.Attempts))
 	}
 	if n, err := st.QueueDepth("t"); err != nil || n != 0 {
@@ -317,15 +318,15 @@ func TestRecordAttemptSupersededByReplay(t *testing.T) {
 	if err := st.Requeue(ctx, id, "t", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	a := store.Attempt{At: time.Now(), StatusCode: http.StatusServiceUnavailable}
-	if err := st.RecordAttempt(ctx, id, "t", dues[0].Key, a, store.StatusDead, time.Time{}); !errors.Is(err, store.ErrSuperseded) {
+	r := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), StatusCode: http.StatusServiceUnavailable}, Outcome: delivery.Permanent}
+	if _, err := st.RecordAttempt(ctx, id, "t", dues[0].Key, r, delivery.Policy{MaxAttempts: 1}); !errors.Is(err, store.ErrSuperseded) {
 		t.Fatalf("RecordAttempt of a superseded attempt: %v, want ErrSuperseded", err)
 	}
 	_, _, d, err := st.LoadDelivery(id, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Status != store.StatusPending || !d.Replay || len(d.Attempts) != 1 {
+	if d.Status != delivery.Pending || !d.Replay || len(d.Attempts) != 1 {
 		t.Errorf("delivery %s (replay %v) with %d attempts, want the pending replay with the stale attempt recorded", d.Status, d.Replay, len(d.Attempts))
 	}
 	if d.Tries != 0 {
@@ -369,7 +370,7 @@ func TestEngineRetriesDoNotRescan(t *testing.T) {
 	e.Start(context.Background())
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
 	for _, id := range ids {
-		waitDelivery(t, st.Store, id, "t", func(d *store.Delivery) bool { return len(d.Attempts) > 0 })
+		waitDelivery(t, st.Store, id, "t", func(d *delivery.Delivery) bool { return len(d.Attempts) > 0 })
 	}
 	e.Notify("t")
 	for _, id := range ids {
@@ -417,8 +418,8 @@ func TestEngineReplayDuringAttempt(t *testing.T) {
 	}
 	e.Notify("t")
 	release <- struct{}{} // the first attempt ends (200) after the replay was queued
-	d := waitDelivery(t, st, id, "t", func(d *store.Delivery) bool { return len(d.Attempts) == 2 && !d.Replay })
-	if d.Status != store.StatusDelivered || !d.Attempts[1].Replay {
+	d := waitDelivery(t, st, id, "t", func(d *delivery.Delivery) bool { return len(d.Attempts) == 2 && !d.Replay })
+	if d.Status != delivery.Delivered || !d.Attempts[1].Replay {
 		t.Errorf("delivery %s with attempts %+v, want delivered by the replay", d.Status, d.Attempts)
 	}
 	if n := replays.Load(); n != 1 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -122,8 +123,8 @@ func TestEngineReplayOfScheduledRetry(t *testing.T) {
 
 	id := enqueue(t, st, "t")
 	e.Notify("t")
-	d := waitDelivery(t, st, id, "t", func(d *store.Delivery) bool { return len(d.Attempts) == 1 })
-	if d.Status != store.StatusPending || time.Until(d.NextAt) < 50*time.Minute {
+	d := waitDelivery(t, st, id, "t", func(d *delivery.Delivery) bool { return len(d.Attempts) == 1 })
+	if d.Status != delivery.Pending || time.Until(d.NextAt) < 50*time.Minute {
 		t.Fatalf("after a 503 with Retry-After 3600: status %s, next %v; want pending about an hour ahead", d.Status, d.NextAt)
 	}
 	if err := st.Requeue(context.Background(), id, "t", time.Now()); err != nil {
@@ -131,7 +132,7 @@ func TestEngineReplayOfScheduledRetry(t *testing.T) {
 	}
 	e.Notify("t")
 	d = waitDelivery(t, st, id, "t", settled)
-	if d.Status != store.StatusDelivered || len(d.Attempts) != 2 || !d.Attempts[1].Replay {
+	if d.Status != delivery.Delivered || len(d.Attempts) != 2 || !d.Attempts[1].Replay {
 		t.Fatalf("after replay: status %s, attempts %+v; want delivered by the replay", d.Status, d.Attempts)
 	}
 	// Nothing else is queued: the hour-old schedule is gone with the replay.
