@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -227,7 +228,7 @@ func TestAdminListFilters(t *testing.T) {
 	ctx := context.Background()
 	cl := admin.NewClient(ts.Addr("admin"), admToken)
 	waitFor(t, 20*time.Second, "deliveries to finish", func() bool {
-		p, err := cl.List(ctx, store.Filter{Status: store.StatusPending}, "", 10)
+		p, err := cl.List(ctx, store.Filter{Status: delivery.EventPending}, "", 10)
 		return err == nil && len(p.Events) == 0
 	})
 
@@ -249,9 +250,9 @@ func TestAdminListFilters(t *testing.T) {
 		{"source", store.Filter{Source: "vp"}, pick(func(s sent) bool { return s.source == "vp" })},
 		{"provider", store.Filter{Provider: "sketchpen"}, pick(func(s sent) bool { return s.source == "sp" })},
 		{"type glob", store.Filter{Type: "video.*"}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
-		{"status dead", store.Filter{Status: store.StatusDead}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "render.") })},
-		{"status unrouted", store.Filter{Status: store.StatusUnrouted}, pick(func(s sent) bool { return s.typ == "thumbnail.ready" })},
-		{"status delivered", store.Filter{Status: store.StatusDelivered}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
+		{"status dead", store.Filter{Status: delivery.EventDead}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "render.") })},
+		{"status unrouted", store.Filter{Status: delivery.EventUnrouted}, pick(func(s sent) bool { return s.typ == "thumbnail.ready" })},
+		{"status delivered", store.Filter{Status: delivery.EventDelivered}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
 		{"source and type", store.Filter{Source: "sp", Type: "video.*"}, pick(func(s sent) bool { return s.source == "sp" && strings.HasPrefix(s.typ, "video.") })},
 		{"since the future", store.Filter{Since: time.Now().Add(time.Hour)}, nil},
 		{"until the past", store.Filter{Until: time.Now().Add(-time.Hour)}, nil},

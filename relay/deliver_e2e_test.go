@@ -18,6 +18,7 @@ import (
 	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
@@ -144,7 +145,7 @@ func dlView(t *testing.T, ts *testServer, id string) *store.EventView {
 }
 
 // dlDelivery returns the delivery of event id to target.
-func dlDelivery(t *testing.T, ts *testServer, id, target string) store.Delivery {
+func dlDelivery(t *testing.T, ts *testServer, id, target string) delivery.Delivery {
 	t.Helper()
 	for _, d := range dlView(t, ts, id).Deliveries {
 		if d.Target == target {
@@ -152,23 +153,23 @@ func dlDelivery(t *testing.T, ts *testServer, id, target string) store.Delivery 
 		}
 	}
 	t.Fatalf("event %s has no delivery to %s", id, target)
-	return store.Delivery{}
+	return delivery.Delivery{}
 }
 
 // dlWaitSettled waits until the delivery of id to target is no longer
 // pending and returns it.
-func dlWaitSettled(t *testing.T, ts *testServer, id, target string) store.Delivery {
+func dlWaitSettled(t *testing.T, ts *testServer, id, target string) delivery.Delivery {
 	t.Helper()
-	var d store.Delivery
+	var d delivery.Delivery
 	waitFor(t, 20*time.Second, "delivery of "+id+" to "+target+" to settle", func() bool {
 		d = dlDelivery(t, ts, id, target)
-		return d.Status != store.StatusPending
+		return d.Status != delivery.Pending
 	})
 	return d
 }
 
 // dlCodes lists the status codes of attempts.
-func dlCodes(as []store.Attempt) []int {
+func dlCodes(as []delivery.Attempt) []int {
 	var out []int
 	for _, a := range as {
 		out = append(out, a.StatusCode)
@@ -239,12 +240,12 @@ routes:
 		var v *store.EventView
 		waitFor(t, 20*time.Second, "event "+id+" delivered", func() bool {
 			v = dlView(t, ts, id)
-			return v.Status != store.StatusPending
+			return v.Status != delivery.EventPending
 		})
 		var got []string
 		for _, d := range v.Deliveries {
 			got = append(got, d.Target)
-			if d.Status != store.StatusDelivered || len(d.Attempts) != 1 {
+			if d.Status != delivery.Delivered || len(d.Attempts) != 1 {
 				t.Errorf("event %s to %s: %s after %d attempts, want delivered after 1", id, d.Target, d.Status, len(d.Attempts))
 			}
 		}
@@ -273,7 +274,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status != store.StatusUnrouted || len(v.Deliveries) != 0 || len(v.Targets) != 0 {
+	if v.Status != delivery.EventUnrouted || len(v.Deliveries) != 0 || len(v.Targets) != 0 {
 		t.Errorf("unrouted event: status %s, deliveries %v, targets %v; want unrouted with none", v.Status, v.Deliveries, v.Targets)
 	}
 	if len(raw) == 0 || v.Type != "thumbnail.created" {
@@ -324,7 +325,7 @@ func TestDeliverRetryThenDelivered(t *testing.T) {
     retry: {max_attempts: 5, initial_backoff: 10ms, max_backoff: 50ms}`))
 	id := dlSketchpen(t, ts, "sp-a", "video.completed")
 	d := dlWaitSettled(t, ts, id, "t")
-	if got, want := dlCodes(d.Attempts), []int{500, 200}; d.Status != store.StatusDelivered || !slices.Equal(got, want) {
+	if got, want := dlCodes(d.Attempts), []int{500, 200}; d.Status != delivery.Delivered || !slices.Equal(got, want) {
 		t.Fatalf("delivery %s with attempts %v, want delivered with %v", d.Status, got, want)
 	}
 	if d.Attempts[0].Error != "" || d.Attempts[0].At.IsZero() || d.Attempts[1].At.Before(d.Attempts[0].At) {
@@ -348,7 +349,7 @@ func TestDeliverRetryThenDelivered(t *testing.T) {
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Errorf("the retry carried another event:\n%s\n%s", reqs[0].Body, reqs[1].Body)
 	}
-	if v := dlView(t, ts, id); v.Status != store.StatusDelivered {
+	if v := dlView(t, ts, id); v.Status != delivery.EventDelivered {
 		t.Errorf("event status %s, want delivered", v.Status)
 	}
 }
@@ -359,10 +360,10 @@ func TestDeliverPermanentFailure(t *testing.T) {
 	ts := startServer(t, dlOneTarget(tg.URL, `    retry: {max_attempts: 5, initial_backoff: 10ms, max_backoff: 50ms}`))
 	id := dlSketchpen(t, ts, "sp-a", "video.completed")
 	d := dlWaitSettled(t, ts, id, "t")
-	if got, want := dlCodes(d.Attempts), []int{404}; d.Status != store.StatusDead || !slices.Equal(got, want) {
+	if got, want := dlCodes(d.Attempts), []int{404}; d.Status != delivery.Dead || !slices.Equal(got, want) {
 		t.Errorf("delivery %s with attempts %v, want dead with %v", d.Status, got, want)
 	}
-	if v := dlView(t, ts, id); v.Status != store.StatusDead {
+	if v := dlView(t, ts, id); v.Status != delivery.EventDead {
 		t.Errorf("event status %s, want dead", v.Status)
 	}
 	if n, err := ts.Store().QueueDepth("t"); err != nil || n != 0 {
@@ -385,7 +386,7 @@ func TestDeliverRetryAfter(t *testing.T) {
 	ts := startServer(t, dlOneTarget(tg.URL, `    retry: {max_attempts: 5, initial_backoff: 10ms, max_backoff: 20ms}`))
 	id := dlSketchpen(t, ts, "sp-a", "video.completed")
 	d := dlWaitSettled(t, ts, id, "t")
-	if got, want := dlCodes(d.Attempts), []int{429, 200}; d.Status != store.StatusDelivered || !slices.Equal(got, want) {
+	if got, want := dlCodes(d.Attempts), []int{429, 200}; d.Status != delivery.Delivered || !slices.Equal(got, want) {
 		t.Fatalf("delivery %s with attempts %v, want delivered with %v", d.Status, got, want)
 	}
 	if gap := d.Attempts[1].At.Sub(d.Attempts[0].At); gap < time.Second {
@@ -407,7 +408,7 @@ func TestDeliverMaxAttempts(t *testing.T) {
 	ts := startServer(t, dlOneTarget(tg.URL, `    retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 20ms}`))
 	id := dlSketchpen(t, ts, "sp-a", "video.completed")
 	d := dlWaitSettled(t, ts, id, "t")
-	if got, want := dlCodes(d.Attempts), []int{503, 503, 503}; d.Status != store.StatusDead || !slices.Equal(got, want) {
+	if got, want := dlCodes(d.Attempts), []int{503, 503, 503}; d.Status != delivery.Dead || !slices.Equal(got, want) {
 		t.Errorf("delivery %s with attempts %v, want dead with %v", d.Status, got, want)
 	}
 	if n, err := ts.Store().QueueDepth("t"); err != nil || n != 0 {
@@ -477,10 +478,10 @@ routes:
 			t.Errorf("healthy target received %s %d times, want once", id, n)
 		}
 		d := dlWaitSettled(t, ts, id, "healthy")
-		if d.Status != store.StatusDelivered {
+		if d.Status != delivery.Delivered {
 			t.Errorf("delivery of %s to healthy: %s", id, d.Status)
 		}
-		if d := dlDelivery(t, ts, id, "hang"); d.Status != store.StatusPending || len(d.Attempts) != 0 {
+		if d := dlDelivery(t, ts, id, "hang"); d.Status != delivery.Pending || len(d.Attempts) != 0 {
 			t.Errorf("delivery of %s to hang: %s with %d attempts, want pending with none finished", id, d.Status, len(d.Attempts))
 		}
 	}
@@ -495,7 +496,7 @@ routes:
 	})
 	for _, id := range ids {
 		d := dlDelivery(t, ts, id, "short")
-		if d.Status != store.StatusPending {
+		if d.Status != delivery.Pending {
 			t.Errorf("delivery of %s to short: %s, want pending (retrying)", id, d.Status)
 		}
 		for _, a := range d.Attempts {
@@ -537,7 +538,7 @@ func TestDeliverPendingSurviveRestart(t *testing.T) {
 	for _, id := range ids {
 		d := dlWaitSettled(t, ts, id, "t")
 		codes := dlCodes(d.Attempts)
-		if d.Status != store.StatusDelivered || codes[0] != 503 || codes[len(codes)-1] != 200 {
+		if d.Status != delivery.Delivered || codes[0] != 503 || codes[len(codes)-1] != 200 {
 			t.Errorf("delivery of %s: %s with attempts %v, want 503s then 200", id, d.Status, codes)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 	"github.com/urfave/cli/v2"
 )
@@ -60,8 +61,11 @@ func filterFlags() []cli.Flag {
 }
 
 func filterFromFlags(c *cli.Context, now time.Time) (store.Filter, error) {
-	f := store.Filter{Source: c.String("source"), Provider: c.String("provider"), Type: c.String("type"), Status: c.String("status")}
+	f := store.Filter{Source: c.String("source"), Provider: c.String("provider"), Type: c.String("type")}
 	var err error
+	if f.Status, err = delivery.ParseEventStatus(c.String("status")); err != nil {
+		return f, fmt.Errorf("--status: %w", err)
+	}
 	if f.Since, err = parseWhen(c.String("since"), now); err != nil {
 		return f, fmt.Errorf("--since: %w", err)
 	}
@@ -204,7 +208,7 @@ func eventsList(c *cli.Context) error {
 	return nil
 }
 
-func summarize(ds []store.Delivery) string {
+func summarize(ds []delivery.Delivery) string {
 	if len(ds) == 0 {
 		return "-"
 	}
@@ -275,7 +279,7 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	}
 	for _, dl := range d.Deliveries {
 		fmt.Fprintf(out, "  %s: %s", dl.Target, dl.Status)
-		if dl.Status == store.StatusPending && !dl.NextAt.IsZero() {
+		if dl.Status == delivery.Pending && !dl.NextAt.IsZero() {
 			fmt.Fprintf(out, " (next attempt %s)", dl.NextAt.Local().Format(time.RFC3339))
 		}
 		fmt.Fprintln(out)
@@ -448,7 +452,7 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 	}
 	fmt.Fprintln(out)
 	for _, it := range rep.Items {
-		if it.Outcome == "delivered" {
+		if it.Outcome == admin.ReplayDelivered {
 			continue
 		}
 		detail := it.Error

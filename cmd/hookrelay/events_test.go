@@ -21,6 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -136,7 +137,7 @@ func evPost(t *testing.T, publicAddr string, body []byte) (string, http.Header) 
 }
 
 // evWaitStatus polls the admin API until event id has status.
-func evWaitStatus(t *testing.T, cl *admin.Client, id, status string) {
+func evWaitStatus(t *testing.T, cl *admin.Client, id string, status delivery.EventStatus) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -166,7 +167,7 @@ func evShow(t *testing.T, cfgPath, id string) admin.EventDetail {
 }
 
 // attempts returns the attempts of d's delivery to target.
-func attempts(d admin.EventDetail, target string) []store.Attempt {
+func attempts(d admin.EventDetail, target string) []delivery.Attempt {
 	for _, dl := range d.Deliveries {
 		if dl.Target == target {
 			return dl.Attempts
@@ -230,7 +231,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	// A webhook whose delivery dies: main answers 404 (permanent).
 	bodyA := []byte(`{"event":"video.completed","video_id":"vid-A","created_at":1700000000,"data":{"duration":12.5}}`)
 	idA, headersA := evPost(t, srv.addr, bodyA)
-	evWaitStatus(t, cl, idA, store.StatusDead)
+	evWaitStatus(t, cl, idA, delivery.EventDead)
 
 	// events list --status dead --json: one JSON line, the spec's fields.
 	res := run("events", "list", "--config", cfgPath, "--status", "dead", "--json")
@@ -369,7 +370,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	mainT.status.Store(http.StatusNotFound)
 	bodyB := []byte(`{"event":"video.completed","video_id":"vid-B","created_at":1700000100}`)
 	idB, _ := evPost(t, srv.addr, bodyB)
-	evWaitStatus(t, cl, idB, store.StatusDead)
+	evWaitStatus(t, cl, idB, delivery.EventDead)
 	if code := srv.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve exit code after SIGTERM = %d, want 0\n%s", code, srv.Log())
 	}

@@ -53,7 +53,7 @@ func (c *Client) List(ctx context.Context, f store.Filter, cursor string, limit 
 	set("source", f.Source)
 	set("provider", f.Provider)
 	set("type", f.Type)
-	set("status", f.Status)
+	set("status", string(f.Status))
 	set("cursor", cursor)
 	set("ids", strings.Join(f.IDs, ","))
 	if !f.Since.IsZero() {

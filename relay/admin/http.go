@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -157,8 +158,11 @@ func filterFromQuery(q map[string][]string) (store.Filter, error) {
 		}
 		return ""
 	}
-	f := store.Filter{Source: get("source"), Provider: get("provider"), Type: get("type"), Status: get("status")}
+	f := store.Filter{Source: get("source"), Provider: get("provider"), Type: get("type")}
 	var err error
+	if f.Status, err = delivery.ParseEventStatus(get("status")); err != nil {
+		return f, err
+	}
 	if f.Since, err = parseTime(get("since")); err != nil {
 		return f, fmt.Errorf("since: %w", err)
 	}

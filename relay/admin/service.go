@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -57,15 +58,24 @@ type ReplayRequest struct {
 	Wait time.Duration `json:"wait,omitempty"`
 }
 
+// ReplayOutcome is what became of one delivery of a replay.
+type ReplayOutcome string
+
+// Replay outcomes.
+const (
+	ReplayPlanned   ReplayOutcome = "planned"   // dry run
+	ReplayDelivered ReplayOutcome = "delivered" // the first attempt was delivered
+	ReplayFailed    ReplayOutcome = "failed"    // requeueing or the first attempt failed
+	ReplayPending   ReplayOutcome = "pending"   // no attempt within the wait
+)
+
 // ReplayItem is one (event, target) delivery of a replay.
 type ReplayItem struct {
-	EventID string `json:"event_id"`
-	Target  string `json:"target"`
-	// Outcome: planned (dry run), delivered, failed, or pending (no attempt
-	// within the wait).
-	Outcome    string `json:"outcome"`
-	StatusCode int    `json:"status_code,omitempty"`
-	Error      string `json:"error,omitempty"`
+	EventID    string        `json:"event_id"`
+	Target     string        `json:"target"`
+	Outcome    ReplayOutcome `json:"outcome"`
+	StatusCode int           `json:"status_code,omitempty"`
+	Error      string        `json:"error,omitempty"`
 }
 
 // ReplayReport summarises a replay.
@@ -122,7 +132,7 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 	err := s.Store.Each(ctx, req.Filter, func(v *store.EventView) bool {
 		rep.Matched++
 		for _, t := range s.replayTargets(v, req) {
-			rep.Items = append(rep.Items, ReplayItem{EventID: v.ID, Target: t, Outcome: "planned"})
+			rep.Items = append(rep.Items, ReplayItem{EventID: v.ID, Target: t, Outcome: ReplayPlanned})
 		}
 		return true
 	})
@@ -137,10 +147,10 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 	for i := range rep.Items {
 		it := &rep.Items[i]
 		if err := s.Store.Requeue(ctx, it.EventID, it.Target, now); err != nil {
-			it.Outcome, it.Error = "failed", err.Error()
+			it.Outcome, it.Error = ReplayFailed, err.Error()
 			continue
 		}
-		it.Outcome = "pending"
+		it.Outcome = ReplayPending
 		touched[it.Target] = true
 	}
 	if s.Notify != nil {
@@ -161,8 +171,9 @@ func (s *Service) replayTargets(v *store.EventView, req ReplayRequest) []string 
 		return []string{req.Target}
 	}
 	var out []string
+	want, byStatus := req.Status.Delivery()
 	for _, d := range v.Deliveries {
-		if req.Status == "" || req.Status == store.StatusUnrouted || d.Status == req.Status {
+		if !byStatus || d.Status == want {
 			out = append(out, d.Target)
 		}
 	}
@@ -191,21 +202,21 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 		left := 0
 		for i := range rep.Items {
 			it := &rep.Items[i]
-			if it.Outcome != "pending" {
+			if it.Outcome != ReplayPending {
 				continue
 			}
 			_, _, d, err := s.Store.LoadDelivery(it.EventID, it.Target)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				it.Outcome, it.Error = "failed", "event expired"
+				it.Outcome, it.Error = ReplayFailed, "event expired"
 			case err != nil:
 				left++
 			case d.Tries > 0 && len(d.Attempts) > 0:
 				last := d.Attempts[len(d.Attempts)-1]
 				it.StatusCode, it.Error = last.StatusCode, last.Error
-				it.Outcome = "failed"
-				if d.Status == store.StatusDelivered {
-					it.Outcome = "delivered"
+				it.Outcome = ReplayFailed
+				if d.Status == delivery.Delivered {
+					it.Outcome = ReplayDelivered
 				}
 			default:
 				left++
@@ -214,11 +225,11 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 		rep.Sent, rep.Failed, rep.Pending = 0, 0, 0
 		for _, it := range rep.Items {
 			switch it.Outcome {
-			case "delivered":
+			case ReplayDelivered:
 				rep.Sent++
-			case "failed":
+			case ReplayFailed:
 				rep.Failed++
-			case "pending":
+			case ReplayPending:
 				rep.Pending++
 			}
 		}

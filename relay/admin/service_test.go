@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/route"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
@@ -118,7 +119,7 @@ func (env *replayEnv) ingest(t *testing.T, typ, raw string, targets ...string) s
 }
 
 // waitStatus polls the store until event id has status.
-func (env *replayEnv) waitStatus(t *testing.T, id, status string) *store.EventView {
+func (env *replayEnv) waitStatus(t *testing.T, id string, status delivery.EventStatus) *store.EventView {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -136,7 +137,7 @@ func (env *replayEnv) waitStatus(t *testing.T, id, status string) *store.EventVi
 	}
 }
 
-func attemptsOf(v *store.EventView, target string) []store.Attempt {
+func attemptsOf(v *store.EventView, target string) []delivery.Attempt {
 	for _, d := range v.Deliveries {
 		if d.Target == target {
 			return d.Attempts
@@ -152,10 +153,10 @@ func TestServiceReplay(t *testing.T) {
 	// dead: media answered 404 (permanent). unrouted: no route matched when
 	// it arrived. delivered: to archive.
 	dead := env.ingest(t, "video.completed", `{"event":"video.completed"}`, "media")
-	env.waitStatus(t, dead, store.StatusDead)
+	env.waitStatus(t, dead, delivery.EventDead)
 	unrouted := env.ingest(t, "render.completed", `{"event":"render.completed"}`)
 	done := env.ingest(t, "video.created", `not json`, "archive")
-	env.waitStatus(t, done, store.StatusDelivered)
+	env.waitStatus(t, done, delivery.EventDelivered)
 	if got := len(env.media.received()); got != 1 {
 		t.Fatalf("media received %d requests before any replay, want 1", got)
 	}
@@ -166,7 +167,7 @@ func TestServiceReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.ID != dead || d.Status != store.StatusDead || string(d.Payload) != `{"event":"video.completed"}` {
+		if d.ID != dead || d.Status != delivery.EventDead || string(d.Payload) != `{"event":"video.completed"}` {
 			t.Errorf("detail = %+v", d)
 		}
 		if a := attemptsOf(&d.EventView, "media"); len(a) != 1 || a[0].StatusCode != 404 {
@@ -210,7 +211,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: store.StatusDead}, DryRun: true}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}, DryRun: true}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +223,7 @@ func TestServiceReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Status != store.StatusDead || len(attemptsOf(v, "media")) != 1 {
+		if v.Status != delivery.EventDead || len(attemptsOf(v, "media")) != 1 {
 			t.Errorf("after a dry run the event is %s with %d attempts, want dead with 1", v.Status, len(attemptsOf(v, "media")))
 		}
 		if got := len(env.media.received()); got != 1 {
@@ -231,7 +232,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("failing replay", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: store.StatusDead}}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +245,7 @@ func TestServiceReplay(t *testing.T) {
 	t.Run("replay delivers", func(t *testing.T) {
 		env.media.status.Store(http.StatusOK)
 		var last admin.Progress
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: store.StatusDead}}, func(p admin.Progress) { last = p })
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}}, func(p admin.Progress) { last = p })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +261,7 @@ func TestServiceReplay(t *testing.T) {
 		if r.event["id"] != dead || r.event["replay"] != true || r.header.Get("Hookrelay-Replay") != "true" {
 			t.Errorf("media got %v with Hookrelay-Replay %q, want id %s marked as a replay", r.event, r.header.Get("Hookrelay-Replay"), dead)
 		}
-		v := env.waitStatus(t, dead, store.StatusDelivered)
+		v := env.waitStatus(t, dead, delivery.EventDelivered)
 		a := attemptsOf(v, "media")
 		if len(a) != 3 || !a[2].Replay || a[2].StatusCode != 200 {
 			t.Errorf("media attempts = %+v, want 3 with the last a 200 replay", a)
@@ -273,7 +274,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("unrouted goes where today's routes say", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: store.StatusUnrouted}}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventUnrouted}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +282,7 @@ func TestServiceReplay(t *testing.T) {
 		if rep.Matched != 1 || rep.Sent != 1 || !slices.Equal(rep.Items, want) {
 			t.Errorf("report = %+v, want %v", rep, want)
 		}
-		env.waitStatus(t, unrouted, store.StatusDelivered)
+		env.waitStatus(t, unrouted, delivery.EventDelivered)
 	})
 
 	t.Run("to another target", func(t *testing.T) {
