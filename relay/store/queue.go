@@ -127,9 +127,9 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		return delivery.Delivery{}, fmt.Errorf("record attempt %s/%s: queue key %q is not one of this delivery's", id, target, queueKey)
 	}
 	var d delivery.Delivery
-	current := false
+	current, expired := false, false
 	err := s.update(func(txn *badger.Txn) error {
-		d, current = delivery.Delivery{Target: target}, false
+		d, current, expired = delivery.Delivery{Target: target}, false, false
 		_, err := txn.Get(queueKey)
 		switch {
 		case err == nil:
@@ -140,6 +140,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		evItem, err := txn.Get(eventKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			// Expired: drop the queue entry; the delivery expired with it.
+			expired = true
 			r.Outcome = delivery.Expired
 			var op delivery.QueueOp
 			d, op = delivery.Next(d, delivery.AttemptedFor(r, entry, current), p)
@@ -161,7 +162,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 	if err != nil {
 		return delivery.Delivery{}, err
 	}
-	if !current {
+	if !current && !expired {
 		return d, ErrSuperseded
 	}
 	return d, nil
