@@ -3,29 +3,76 @@ package providers
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/verify"
 )
 
-// Config keys of the per-source options, as the config file spells them.
-// Adapters name options by these keys in their errors.
-const (
-	OptSecrets         = "secrets"
-	OptTolerance       = "tolerance"
-	OptScheme          = "scheme"
-	OptWebhookID       = "webhook_id"
-	OptHeader          = "header"
-	OptValue           = "value"
-	OptSignatureHeader = "signature_header"
-	OptPrefix          = "prefix"
-	OptEncoding        = "encoding"
-	OptTemplate        = "template"
-	OptTimestampHeader = "timestamp_header"
-	OptEventTypeField  = "event_type_field"
-	OptSubjectField    = "subject_field"
-)
+// Secret is one configured secret of a source: its value and, optionally,
+// the instant from which it is refused (rotation without a restart).
+type Secret struct {
+	Value   string
+	Expires time.Time
+}
+
+// Common holds the settings every source has, whatever its provider.
+type Common struct {
+	// Secrets: any may match (rotation). Adapters that need one refuse an
+	// empty list.
+	Secrets []Secret
+	// Tolerance for timestamped schemes; zero means the adapter's default.
+	Tolerance time.Duration
+}
+
+// Options is a provider's own part of a source's configuration: a pointer
+// to a struct whose yaml-tagged fields are the keys the provider takes
+// besides provider, secrets, tolerance and dedupe_key. The config loader
+// decodes the source's other keys into it, refusing keys it has no field
+// for, then calls New.
+type Options interface {
+	// New validates the options together with c and returns the source's
+	// adapter. Errors are *OptionError values naming the config key.
+	New(c Common) (Adapter, error)
+}
+
+// NoOptions is the Options of a provider that takes no keys of its own;
+// build names the provider's constructor.
+type NoOptions func(c Common) (Adapter, error)
+
+// New calls the constructor.
+func (f NoOptions) New(c Common) (Adapter, error) { return f(c) }
+
+// AsAdapter returns a provider's typed constructor result as an Adapter,
+// with a nil interface (not a typed nil pointer) on error.
+func AsAdapter[A Adapter](a A, err error) (Adapter, error) {
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Spec describes one provider to the config pipeline and to `hookrelay
+// send`. Every provider package exports one; package providers/registry
+// lists them.
+type Spec struct {
+	// Name is the provider name used in the config file.
+	Name string
+	// NewOptions returns the provider's options with their defaults.
+	NewOptions func() Options
+	// Events are the event types Sample can make; the first is the default.
+	Events []string
+	// Sample returns a realistic payload of event whose ids (and so its
+	// dedupe key) derive from uid.
+	Sample func(event, uid string, now time.Time) map[string]any
+	// SignSample, optional, signs a sample of event as the provider puts it
+	// on the wire (it may rewrite the body, and set delivery ids derived
+	// from uid); the default is the adapter's Sign.
+	SignSample func(a Adapter, event string, body []byte, uid string, now time.Time) ([]byte, http.Header, error)
+}
 
 // OptionError reports a bad per-source option. Its message names the
 // provider and the option but never contains a secret or a header value.
@@ -43,96 +90,108 @@ func (e *OptionError) Error() string {
 // Unwrap returns the underlying error (verify.ErrEmptySecret for secrets).
 func (e *OptionError) Unwrap() error { return e.Err }
 
+// Config keys shared by every provider.
+const (
+	OptSecrets   = "secrets"
+	OptTolerance = "tolerance"
+)
+
 // errEmptyList is what a source without any secret gets.
 var errEmptyList = fmt.Errorf("at least one secret is required: %w", verify.ErrEmptySecret)
 
-// SecretBytes returns the secrets as the UTF-8 bytes of each string, the key
-// form of most providers. It fails with an *OptionError wrapping
+// Keys returns the secrets as keys made of the UTF-8 bytes of each value,
+// the key form of most providers. It fails with an *OptionError wrapping
 // verify.ErrEmptySecret if there is no secret or one of them is empty.
-func (o Options) SecretBytes(provider string) ([][]byte, error) {
-	if len(o.Secrets) == 0 {
+func (c Common) Keys(provider string) ([]verify.Key, error) {
+	return c.KeysWith(provider, func(s string) ([]byte, error) { return []byte(s), nil })
+}
+
+// KeysWith is Keys with a provider-specific decoding of each value; its
+// errors are reported as *OptionError values naming secrets[i].
+func (c Common) KeysWith(provider string, decode func(string) ([]byte, error)) ([]verify.Key, error) {
+	if len(c.Secrets) == 0 {
 		return nil, &OptionError{Provider: provider, Option: OptSecrets, Err: errEmptyList}
 	}
-	keys := make([][]byte, len(o.Secrets))
-	for i, s := range o.Secrets {
-		if s == "" {
-			return nil, &OptionError{Provider: provider, Option: fmt.Sprintf("%s[%d]", OptSecrets, i), Err: verify.ErrEmptySecret}
+	keys := make([]verify.Key, len(c.Secrets))
+	for i, s := range c.Secrets {
+		option := fmt.Sprintf("%s[%d]", OptSecrets, i)
+		if s.Value == "" {
+			return nil, &OptionError{Provider: provider, Option: option, Err: verify.ErrEmptySecret}
 		}
-		keys[i] = []byte(s)
+		b, err := decode(s.Value)
+		if err != nil {
+			return nil, &OptionError{Provider: provider, Option: option, Err: err}
+		}
+		keys[i] = verify.Key{Bytes: b, Expires: s.Expires}
 	}
 	return keys, nil
 }
 
 // ToleranceOr returns the configured tolerance, or def when none is set. A
 // negative tolerance is an *OptionError: a window cannot be switched off.
-func (o Options) ToleranceOr(provider string, def time.Duration) (time.Duration, error) {
+func (c Common) ToleranceOr(provider string, def time.Duration) (time.Duration, error) {
 	switch {
-	case o.Tolerance < 0:
+	case c.Tolerance < 0:
 		return 0, &OptionError{Provider: provider, Option: OptTolerance, Err: errors.New("must not be negative")}
-	case o.Tolerance == 0:
+	case c.Tolerance == 0:
 		return def, nil
 	}
-	return o.Tolerance, nil
+	return c.Tolerance, nil
 }
 
-// set lists the config keys of the options that hold a non-zero value.
-// Secrets and tolerance are left out: every adapter takes them (tolerance is
-// ignored by providers that send no timestamp).
-func (o Options) set() []string {
-	var keys []string
-	for _, f := range []struct {
-		key string
-		set bool
-	}{
-		{OptScheme, o.Scheme != ""},
-		{OptWebhookID, o.WebhookID != ""},
-		{OptHeader, o.Header != ""},
-		{OptValue, o.Value != ""},
-		{OptSignatureHeader, o.SignatureHeader != ""},
-		{OptPrefix, o.Prefix != ""},
-		{OptEncoding, o.Encoding != ""},
-		{OptTemplate, o.Template != ""},
-		{OptTimestampHeader, o.TimestampHeader != ""},
-		{OptEventTypeField, o.EventTypeField != ""},
-		{OptSubjectField, o.SubjectField != ""},
-	} {
-		if f.set {
-			keys = append(keys, f.key)
+// FirstKey returns the first key, which signers use.
+func FirstKey(keys []verify.Key) []byte { return keys[0].Bytes }
+
+// SetOption sets the option of opts whose yaml tag is key (a provider's
+// own key, as written in the config file) from its text. It fails if opts
+// has no such key, naming the keys it has, or if text does not parse as
+// the option's type (string, bool or integer).
+func SetOption(opts Options, key, text string) error {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("unknown key %q (this provider takes no options of its own)", key)
+	}
+	v = v.Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); tag != key {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(text)
+		case reflect.Bool:
+			b, err := strconv.ParseBool(text)
+			if err != nil {
+				return fmt.Errorf("%s: want true or false", key)
+			}
+			f.SetBool(b)
+		case reflect.Int, reflect.Int64:
+			n, err := strconv.ParseInt(text, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: want an integer", key)
+			}
+			f.SetInt(n)
+		default:
+			return fmt.Errorf("%s: unsupported option type %s", key, f.Type())
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown key %q (this provider's own keys: %s)", key, strings.Join(OptionKeys(opts), ", "))
+}
+
+// OptionKeys lists the config keys of a provider's own options.
+func OptionKeys(opts Options) []string {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Elem().Type()
+	keys := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+			keys = append(keys, tag)
 		}
 	}
 	return keys
-}
-
-// Only returns an *OptionError naming the first option that is set but not
-// among allowed (config keys, e.g. OptWebhookID): an option the adapter
-// would silently ignore is almost always a configuration mistake.
-func (o Options) Only(provider string, allowed ...string) error {
-	for _, k := range o.set() {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || a == k
-		}
-		if !ok {
-			return &OptionError{Provider: provider, Option: k, Err: errors.New("not used by this provider")}
-		}
-	}
-	return nil
-}
-
-// ValidHeaderName reports whether name can be an HTTP header field name (an
-// RFC 9110 token).
-func ValidHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
 }

@@ -29,6 +29,10 @@ type Provider interface {
 	// that Source.Accept decodes the body once for the adapter and a
 	// dedupe-key override.
 	ParseDoc(h http.Header, doc map[string]any) Event
+	// SensitiveHeaders names the request headers (canonical form) whose
+	// values are credentials: signatures, tokens. They are redacted before an
+	// event's headers are stored, shown or logged.
+	SensitiveHeaders() []string
 }
 
 // ParseBody is the Parse of every adapter: it decodes body with
@@ -67,30 +71,6 @@ type Event struct {
 	// DedupeKey identifies the event across the provider's retries; empty if
 	// the provider's default key fields are absent.
 	DedupeKey string
-}
-
-// Options are the per-source settings from the config file.
-type Options struct {
-	// Secrets: one or more; any may match (rotation). Never empty.
-	Secrets []string
-	// Tolerance for timestamped schemes; zero means the adapter's default.
-	Tolerance time.Duration
-	// Scheme selects a variant (shortkit: timestamp, body-only, callback-header).
-	Scheme string
-	// WebhookID, when set, must equal the X-Webhook-ID header (videovector).
-	WebhookID string
-	// Header and Value: the shortkit callback-header scheme.
-	Header string
-	Value  string
-
-	// The generic hmac adapter.
-	SignatureHeader string // e.g. X-Signature
-	Prefix          string // e.g. "sha256="
-	Encoding        string // hex (default) or base64
-	Template        string // signed content, e.g. "{timestamp}.{body}"; default "{body}"
-	TimestampHeader string // optional
-	EventTypeField  string // dotted JSON path of the event type (default "type")
-	SubjectField    string // dotted JSON path of the subject (default "data.id")
 }
 
 // BodyKey is the dedupe key of last resort: the hex SHA-256 of the raw body.

@@ -91,31 +91,3 @@ func TestJoinKey(t *testing.T) {
 		}
 	}
 }
-
-func TestOptions(t *testing.T) {
-	o := providers.Options{Secrets: []string{"a", "b"}, Tolerance: 0}
-	keys, err := o.SecretBytes("p")
-	if err != nil || len(keys) != 2 || string(keys[1]) != "b" {
-		t.Fatalf("SecretBytes = %q, %v", keys, err)
-	}
-	if tol, err := o.ToleranceOr("p", time.Minute); err != nil || tol != time.Minute {
-		t.Errorf("ToleranceOr default = %v, %v", tol, err)
-	}
-	o.Tolerance = time.Second
-	if tol, err := o.ToleranceOr("p", time.Minute); err != nil || tol != time.Second {
-		t.Errorf("ToleranceOr = %v, %v", tol, err)
-	}
-	o.WebhookID = "wh"
-	if err := o.Only("p", providers.OptWebhookID); err != nil {
-		t.Errorf("Only(webhook_id): %v", err)
-	}
-	var oe *providers.OptionError
-	if err := o.Only("p", providers.OptScheme); !errors.As(err, &oe) || oe.Option != providers.OptWebhookID {
-		t.Errorf("Only(scheme) = %v, want an OptionError about webhook_id", err)
-	}
-	for name, ok := range map[string]bool{"X-Signature": true, "webhook-id": true, "": false, "X Sig": false, "X:Sig": false, "Ü": false} {
-		if got := providers.ValidHeaderName(name); got != ok {
-			t.Errorf("ValidHeaderName(%q) = %v, want %v", name, got, ok)
-		}
-	}
-}

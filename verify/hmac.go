@@ -72,41 +72,6 @@ func DecodeBase64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(s)
 }
 
-// CheckSecrets returns ErrEmptySecret if secrets is empty or holds an empty
-// secret: an adapter must never treat "no secret" as "no verification".
-func CheckSecrets(secrets [][]byte) error {
-	if len(secrets) == 0 {
-		return ErrEmptySecret
-	}
-	for _, s := range secrets {
-		if len(s) == 0 {
-			return ErrEmptySecret
-		}
-	}
-	return nil
-}
-
-// MatchAny computes HMAC-SHA256 over parts with every secret and compares it
-// in constant time with every candidate signature. It returns nil if any pair
-// matches and ErrNoValidSignature otherwise. Every secret is tried even after
-// a match so that timing does not reveal which secret matched.
-func MatchAny(secrets [][]byte, sigs [][]byte, parts ...[]byte) error {
-	if err := CheckSecrets(secrets); err != nil {
-		return err
-	}
-	ok := 0
-	for _, key := range secrets {
-		mac := HMACSHA256(key, parts...)
-		for _, sig := range sigs {
-			ok |= boolInt(hmac.Equal(mac, sig))
-		}
-	}
-	if ok == 1 {
-		return nil
-	}
-	return ErrNoValidSignature
-}
-
 // EqualString compares two strings in constant time. Both are hashed first,
 // so neither the position of the first difference nor the length of the
 // expected value (a configured header value, say) shows in the timing.

@@ -56,7 +56,7 @@ var _ providers.Adapter = (*Adapter)(nil)
 
 // Adapter verifies, parses and signs requests as its options describe.
 type Adapter struct {
-	secrets         [][]byte
+	secrets         []verify.Key
 	sigHeader       string
 	prefix          string
 	base64          bool
@@ -81,18 +81,41 @@ const (
 	segHeader
 )
 
-// New returns an adapter for opts (see the package documentation). Errors
-// are *providers.OptionError values naming the option; an empty secret list
-// or secret wraps verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name, providers.OptSignatureHeader, providers.OptPrefix, providers.OptEncoding,
-		providers.OptTemplate, providers.OptTimestampHeader, providers.OptEventTypeField, providers.OptSubjectField); err != nil {
-		return nil, err
-	}
+// Options are the hmac adapter's own source options (see the package
+// documentation); the zero value of a field means its default.
+type Options struct {
+	SignatureHeader string `yaml:"signature_header"`
+	Prefix          string `yaml:"prefix"`
+	Encoding        string `yaml:"encoding"`
+	Template        string `yaml:"template"`
+	TimestampHeader string `yaml:"timestamp_header"`
+	EventTypeField  string `yaml:"event_type_field"`
+	SubjectField    string `yaml:"subject_field"`
+}
+
+// Config keys of the options, as errors name them.
+const (
+	OptSignatureHeader = "signature_header"
+	OptEncoding        = "encoding"
+	OptTemplate        = "template"
+	OptTimestampHeader = "timestamp_header"
+	OptEventTypeField  = "event_type_field"
+	OptSubjectField    = "subject_field"
+)
+
+// New returns the adapter of a source with these options.
+func (o *Options) New(c providers.Common) (providers.Adapter, error) {
+	return providers.AsAdapter(New(c, *o))
+}
+
+// New returns an adapter for a source's secrets, tolerance and options.
+// Errors are *providers.OptionError values naming the option; an empty
+// secret list or secret wraps verify.ErrEmptySecret.
+func New(c providers.Common, opts Options) (*Adapter, error) {
 	bad := func(option string, format string, args ...any) error {
 		return &providers.OptionError{Provider: Name, Option: option, Err: fmt.Errorf(format, args...)}
 	}
-	secrets, err := opts.SecretBytes(Name)
+	secrets, err := c.Keys(Name)
 	if err != nil {
 		return nil, err
 	}
@@ -104,29 +127,29 @@ func New(opts providers.Options) (*Adapter, error) {
 		eventTypeField:  or(opts.EventTypeField, DefaultEventTypeField),
 		subjectField:    or(opts.SubjectField, DefaultSubjectField),
 	}
-	if a.tolerance, err = opts.ToleranceOr(Name, DefaultTolerance); err != nil {
+	if a.tolerance, err = c.ToleranceOr(Name, DefaultTolerance); err != nil {
 		return nil, err
 	}
 	switch {
 	case a.sigHeader == "":
-		return nil, bad(providers.OptSignatureHeader, "required")
-	case !providers.ValidHeaderName(a.sigHeader):
-		return nil, bad(providers.OptSignatureHeader, "%q is not a valid header name", a.sigHeader)
-	case a.timestampHeader != "" && !providers.ValidHeaderName(a.timestampHeader):
-		return nil, bad(providers.OptTimestampHeader, "%q is not a valid header name", a.timestampHeader)
+		return nil, bad(OptSignatureHeader, "required")
+	case !verify.ValidHeaderName(a.sigHeader):
+		return nil, bad(OptSignatureHeader, "%q is not a valid header name", a.sigHeader)
+	case a.timestampHeader != "" && !verify.ValidHeaderName(a.timestampHeader):
+		return nil, bad(OptTimestampHeader, "%q is not a valid header name", a.timestampHeader)
 	case a.timestampHeader != "" && http.CanonicalHeaderKey(a.timestampHeader) == http.CanonicalHeaderKey(a.sigHeader):
-		return nil, bad(providers.OptTimestampHeader, "must differ from %s", providers.OptSignatureHeader)
+		return nil, bad(OptTimestampHeader, "must differ from %s", OptSignatureHeader)
 	}
 	switch strings.ToLower(opts.Encoding) {
 	case "", "hex":
 	case "base64":
 		a.base64 = true
 	default:
-		return nil, bad(providers.OptEncoding, "%q: want hex or base64", opts.Encoding)
+		return nil, bad(OptEncoding, "%q: want hex or base64", opts.Encoding)
 	}
 	for _, f := range []struct{ option, path string }{
-		{providers.OptEventTypeField, a.eventTypeField},
-		{providers.OptSubjectField, a.subjectField},
+		{OptEventTypeField, a.eventTypeField},
+		{OptSubjectField, a.subjectField},
 	} {
 		for _, step := range strings.Split(f.path, ".") {
 			if step == "" {
@@ -135,10 +158,13 @@ func New(opts providers.Options) (*Adapter, error) {
 		}
 	}
 	if a.template, err = parseTemplate(or(opts.Template, DefaultTemplate), a.timestampHeader != ""); err != nil {
-		return nil, &providers.OptionError{Provider: Name, Option: providers.OptTemplate, Err: err}
+		return nil, &providers.OptionError{Provider: Name, Option: OptTemplate, Err: err}
 	}
 	return a, nil
 }
+
+// SensitiveHeaders names the signature header.
+func (a *Adapter) SensitiveHeaders() []string { return []string{http.CanonicalHeaderKey(a.sigHeader)} }
 
 func or(s, def string) string {
 	if s == "" {
@@ -172,12 +198,12 @@ func parseTemplate(t string, haveTimestamp bool) ([]segment, error) {
 			hasBody = true
 		case name == "timestamp":
 			if !haveTimestamp {
-				return nil, fmt.Errorf("{timestamp} needs the %s option", providers.OptTimestampHeader)
+				return nil, fmt.Errorf("{timestamp} needs the %s option", OptTimestampHeader)
 			}
 			segs = append(segs, segment{kind: segTimestamp})
 		case strings.HasPrefix(name, "header:"):
 			hn := strings.TrimPrefix(name, "header:")
-			if !providers.ValidHeaderName(hn) {
+			if !verify.ValidHeaderName(hn) {
 				return nil, fmt.Errorf("{%s}: %q is not a valid header name", name, hn)
 			}
 			segs = append(segs, segment{kind: segHeader, header: hn})
@@ -217,7 +243,7 @@ func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, [][]byte{sig}, parts...); err != nil {
+	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, parts...); err != nil {
 		return err
 	}
 	if a.timestampHeader != "" {
@@ -301,7 +327,7 @@ func (a *Adapter) SignWith(h http.Header, body []byte, now time.Time) (http.Head
 	if err != nil {
 		return nil, fmt.Errorf("%s: sign: %w", Name, err)
 	}
-	mac := verify.HMACSHA256(a.secrets[0], parts...)
+	mac := verify.HMACSHA256(providers.FirstKey(a.secrets), parts...)
 	enc := hex.EncodeToString(mac)
 	if a.base64 {
 		enc = base64.StdEncoding.EncodeToString(mac)

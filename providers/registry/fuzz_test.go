@@ -43,7 +43,7 @@ func FuzzVerify(f *testing.F) {
 	}
 	setups := make([]setup, len(vectors))
 	for i, v := range vectors {
-		s := setup{v: v, a: newAdapter(f, v.Provider, v.Options.options(f)), secrets: v.Options.Secrets}
+		s := setup{v: v, a: newAdapter(f, v.Provider, v.Options.config(f)), secrets: v.Options.Secrets}
 		if v.Options.Value != "" {
 			s.secrets = append(s.secrets, v.Options.Value)
 		}

@@ -3,9 +3,13 @@ package registry_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,7 +70,28 @@ type vectorOptions struct {
 	SubjectField    string   `json:"subject_field"`
 }
 
-func (o vectorOptions) options(t testing.TB) providers.Options {
+// config is a source's configuration as the tests build it: the common
+// settings and the provider's own keys, spelled as in the config file.
+type config struct {
+	common providers.Common
+	opts   map[string]string
+}
+
+// secretsOf returns Common.Secrets of values that never expire.
+func secretsOf(values ...string) []providers.Secret {
+	if values == nil {
+		return nil
+	}
+	out := make([]providers.Secret, len(values))
+	for i, v := range values {
+		out[i] = providers.Secret{Value: v}
+	}
+	return out
+}
+
+// config splits the vector's options into the common settings and the
+// provider's own keys (only those set).
+func (o vectorOptions) config(t testing.TB) config {
 	t.Helper()
 	var tol time.Duration
 	if o.Tolerance != "" {
@@ -75,12 +100,18 @@ func (o vectorOptions) options(t testing.TB) providers.Options {
 			t.Fatalf("tolerance %q: %v", o.Tolerance, err)
 		}
 	}
-	return providers.Options{
-		Secrets: o.Secrets, Tolerance: tol, Scheme: o.Scheme, WebhookID: o.WebhookID,
-		Header: o.Header, Value: o.Value, SignatureHeader: o.SignatureHeader, Prefix: o.Prefix,
-		Encoding: o.Encoding, Template: o.Template, TimestampHeader: o.TimestampHeader,
-		EventTypeField: o.EventTypeField, SubjectField: o.SubjectField,
+	opts := map[string]string{}
+	for k, v := range map[string]string{
+		"scheme": o.Scheme, "webhook_id": o.WebhookID, "header": o.Header, "value": o.Value,
+		"signature_header": o.SignatureHeader, "prefix": o.Prefix, "encoding": o.Encoding,
+		"template": o.Template, "timestamp_header": o.TimestampHeader,
+		"event_type_field": o.EventTypeField, "subject_field": o.SubjectField,
+	} {
+		if v != "" {
+			opts[k] = v
+		}
 	}
+	return config{common: providers.Common{Secrets: secretsOf(o.Secrets...), Tolerance: tol}, opts: opts}
 }
 
 func loadVectors(t testing.TB) []vector {
@@ -120,11 +151,41 @@ func (v vector) header() http.Header {
 
 func (v vector) now() time.Time { return time.Unix(v.Now, 0) }
 
-func newAdapter(t testing.TB, provider string, opts providers.Options) providers.Adapter {
+// build makes the adapter of provider the way the config loader does: the
+// provider's default options, each of opts set by its key (in sorted order,
+// so that the first bad key is the one reported), then New with c.
+func build(t testing.TB, provider string, c providers.Common, opts map[string]string) (providers.Adapter, error) {
 	t.Helper()
-	a, err := registry.New(provider, opts)
+	spec, err := registry.Lookup(provider)
 	if err != nil {
-		t.Fatalf("registry.New(%q): %v", provider, err)
+		return nil, err
+	}
+	o := spec.NewOptions()
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if err := providers.SetOption(o, k, opts[k]); err != nil {
+			return nil, fmt.Errorf("%s: %w", provider, err)
+		}
+	}
+	return o.New(c)
+}
+
+// isNil reports whether a is nil or an interface holding a nil pointer:
+// the provider constructors return a typed nil *Adapter with their errors,
+// which Options.New passes on inside the Adapter interface.
+func isNil(a providers.Adapter) bool {
+	if a == nil {
+		return true
+	}
+	v := reflect.ValueOf(a)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// newAdapter is build for a configuration that must be valid.
+func newAdapter(t testing.TB, provider string, cfg config) providers.Adapter {
+	t.Helper()
+	a, err := build(t, provider, cfg.common, cfg.opts)
+	if err != nil {
+		t.Fatalf("build(%q): %v", provider, err)
 	}
 	return a
 }

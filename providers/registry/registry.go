@@ -1,12 +1,11 @@
-// Package registry lists every provider adapter in one place and builds
-// them by their config-file name. There is no init() registration: adding a
-// provider means adding a line here.
+// Package registry lists every provider in one place. There is no init()
+// registration: adding a provider means adding its package's Spec here.
 package registry
 
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hookrelay/hookrelay/providers"
@@ -18,50 +17,46 @@ import (
 	"github.com/hookrelay/hookrelay/providers/videovector"
 )
 
-// ErrUnknownProvider is wrapped by New for a name not in Names.
+// ErrUnknownProvider is wrapped by Lookup for a name not in Names.
 var ErrUnknownProvider = errors.New("unknown provider")
 
-type constructor func(providers.Options) (providers.Adapter, error)
-
-// adapters maps config-file names to constructors.
-var adapters = map[string]constructor{
-	generichmac.Name:      adapt(generichmac.New),      // "hmac"
-	shortkit.Name:         adapt(shortkit.New),         // "shortkit"
-	sketchpen.Name:        adapt(sketchpen.New),        // "sketchpen"
-	standardwebhooks.Name: adapt(standardwebhooks.New), // "standard-webhooks"
-	videopilot.Name:       adapt(videopilot.New),       // "videopilot"
-	videovector.Name:      adapt(videovector.New),      // "videovector"
+// specs are every provider, sorted by name.
+var specs = []*providers.Spec{
+	&generichmac.Spec,      // "hmac"
+	&shortkit.Spec,         // "shortkit"
+	&sketchpen.Spec,        // "sketchpen"
+	&standardwebhooks.Spec, // "standard-webhooks"
+	&videopilot.Spec,       // "videopilot"
+	&videovector.Spec,      // "videovector"
 }
 
-// adapt turns a typed constructor into a constructor, returning a nil
-// interface (not a typed nil pointer) on error.
-func adapt[A providers.Adapter](f func(providers.Options) (A, error)) constructor {
-	return func(o providers.Options) (providers.Adapter, error) {
-		a, err := f(o)
-		if err != nil {
-			return nil, err
+// Lookup returns the provider named name. An unknown name is an error
+// wrapping ErrUnknownProvider that lists the known names.
+func Lookup(name string) (*providers.Spec, error) {
+	for _, s := range specs {
+		if s.Name == name {
+			return s, nil
 		}
-		return a, nil
 	}
+	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownProvider, name, strings.Join(Names(), ", "))
 }
 
-// New builds the adapter of provider for one source's options. An unknown
-// provider is an error wrapping ErrUnknownProvider that lists the known
-// names; option errors are *providers.OptionError values.
-func New(provider string, opts providers.Options) (providers.Adapter, error) {
-	f, ok := adapters[provider]
-	if !ok {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownProvider, provider, strings.Join(Names(), ", "))
+// New builds the adapter of provider for a source's common settings and
+// the provider's default options: what tests and `hookrelay send` need.
+func New(provider string, c providers.Common) (providers.Adapter, error) {
+	s, err := Lookup(provider)
+	if err != nil {
+		return nil, err
 	}
-	return f(opts)
+	return s.NewOptions().New(c)
 }
 
-// Names returns the provider names New accepts, sorted.
+// Names returns the provider names Lookup accepts, sorted.
 func Names() []string {
-	names := make([]string, 0, len(adapters))
-	for n := range adapters {
-		names = append(names, n)
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }

@@ -18,18 +18,18 @@ import (
 var sources = []struct {
 	name     string
 	provider string
-	opts     providers.Options
+	cfg      config
 }{
-	{"sketchpen", "sketchpen", providers.Options{Secrets: []string{"whsec_sketch_primary", "whsec_sketch_old"}}},
-	{"videopilot", "videopilot", providers.Options{Secrets: []string{"vp_secret"}}},
-	{"videovector", "videovector", providers.Options{Secrets: []string{"vv_secret"}, WebhookID: "wh_42"}},
-	{"shortkit", "shortkit", providers.Options{Secrets: []string{"whsec_shortkit"}}},
-	{"shortkit-body-only", "shortkit", providers.Options{Secrets: []string{"whsec_shortkit"}, Scheme: "body-only"}},
-	{"shortkit-callback-header", "shortkit", providers.Options{Scheme: "callback-header", Header: "X-Callback-Token", Value: "cb_value_1"}},
-	{"standard-webhooks", "standard-webhooks", providers.Options{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}},
-	{"hmac", "hmac", providers.Options{Secrets: []string{"gen_secret"}, SignatureHeader: "X-Signature", Prefix: "sha256="}},
-	{"hmac-timestamp-base64", "hmac", providers.Options{Secrets: []string{"gen_secret"}, SignatureHeader: "X-Signature",
-		Encoding: "base64", TimestampHeader: "X-Timestamp", Template: "t={timestamp},b={body}"}},
+	{"sketchpen", "sketchpen", config{common: providers.Common{Secrets: secretsOf("whsec_sketch_primary", "whsec_sketch_old")}}},
+	{"videopilot", "videopilot", config{common: providers.Common{Secrets: secretsOf("vp_secret")}}},
+	{"videovector", "videovector", config{common: providers.Common{Secrets: secretsOf("vv_secret")}, opts: map[string]string{"webhook_id": "wh_42"}}},
+	{"shortkit", "shortkit", config{common: providers.Common{Secrets: secretsOf("whsec_shortkit")}}},
+	{"shortkit-body-only", "shortkit", config{common: providers.Common{Secrets: secretsOf("whsec_shortkit")}, opts: map[string]string{"scheme": "body-only"}}},
+	{"shortkit-callback-header", "shortkit", config{opts: map[string]string{"scheme": "callback-header", "header": "X-Callback-Token", "value": "cb_value_1"}}},
+	{"standard-webhooks", "standard-webhooks", config{common: providers.Common{Secrets: secretsOf("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")}}},
+	{"hmac", "hmac", config{common: providers.Common{Secrets: secretsOf("gen_secret")}, opts: map[string]string{"signature_header": "X-Signature", "prefix": "sha256="}}},
+	{"hmac-timestamp-base64", "hmac", config{common: providers.Common{Secrets: secretsOf("gen_secret")}, opts: map[string]string{
+		"signature_header": "X-Signature", "encoding": "base64", "timestamp_header": "X-Timestamp", "template": "t={timestamp},b={body}"}}},
 }
 
 // newSource returns the adapter of the source named name in sources.
@@ -37,7 +37,7 @@ func newSource(t testing.TB, name string) providers.Adapter {
 	t.Helper()
 	for _, s := range sources {
 		if s.name == name {
-			return newAdapter(t, s.provider, s.opts)
+			return newAdapter(t, s.provider, s.cfg)
 		}
 	}
 	t.Fatalf("no source %q", name)
@@ -53,7 +53,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	now := time.Unix(1717243200, 0)
 	for _, s := range sources {
 		t.Run(s.name, func(t *testing.T) {
-			a := newAdapter(t, s.provider, s.opts)
+			a := newAdapter(t, s.provider, s.cfg)
 			body := []byte(sampleBody)
 			h, err := a.Sign(body, now)
 			if err != nil {
@@ -88,13 +88,13 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 // that only knows the first secret accepts the signer's output.
 func TestSignUsesFirstSecret(t *testing.T) {
 	now := time.Unix(1717243200, 0)
-	signer := newAdapter(t, "sketchpen", providers.Options{Secrets: []string{"whsec_new", "whsec_old"}})
+	signer := newAdapter(t, "sketchpen", config{common: providers.Common{Secrets: secretsOf("whsec_new", "whsec_old")}})
 	h, err := signer.Sign([]byte(sampleBody), now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for secret, want := range map[string]error{"whsec_new": nil, "whsec_old": verify.ErrNoValidSignature} {
-		v := newAdapter(t, "sketchpen", providers.Options{Secrets: []string{secret}})
+		v := newAdapter(t, "sketchpen", config{common: providers.Common{Secrets: secretsOf(secret)}})
 		if err := v.Verify(h, []byte(sampleBody), now); !errors.Is(err, want) {
 			t.Errorf("verify with %s only: %v, want %v", secret, err, want)
 		}
@@ -103,7 +103,7 @@ func TestSignUsesFirstSecret(t *testing.T) {
 
 func TestVideoVectorSignDelivery(t *testing.T) {
 	now := time.Unix(1717243200, 0)
-	a, err := videovector.New(providers.Options{Secrets: []string{"vv_secret"}})
+	a, err := videovector.New(providers.Common{Secrets: secretsOf("vv_secret")}, videovector.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestVideoVectorSignDelivery(t *testing.T) {
 		t.Errorf("Parse = %+v", ev)
 	}
 
-	pinned, err := videovector.New(providers.Options{Secrets: []string{"vv_secret"}, WebhookID: "wh_pinned"})
+	pinned, err := videovector.New(providers.Common{Secrets: secretsOf("vv_secret")}, videovector.Options{WebhookID: "wh_pinned"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestVideoVectorSignDelivery(t *testing.T) {
 
 func TestStandardWebhooksSignWithID(t *testing.T) {
 	now := time.Unix(1717243200, 0)
-	a, err := standardwebhooks.New(providers.Options{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}})
+	a, err := standardwebhooks.New(providers.Common{Secrets: secretsOf("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestStandardWebhooksSignWithID(t *testing.T) {
 
 func TestGenericHMACSignWith(t *testing.T) {
 	now := time.Unix(1717243200, 0)
-	a, err := generichmac.New(providers.Options{Secrets: []string{"gen"}, SignatureHeader: "X-Sig",
+	a, err := generichmac.New(providers.Common{Secrets: secretsOf("gen")}, generichmac.Options{SignatureHeader: "X-Sig",
 		TimestampHeader: "X-Ts", Template: "{header:X-Request-Id}.{timestamp}.{body}"})
 	if err != nil {
 		t.Fatal(err)

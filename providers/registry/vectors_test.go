@@ -22,7 +22,7 @@ import (
 func TestGoldenVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
-			a := newAdapter(t, v.Provider, v.Options.options(t))
+			a := newAdapter(t, v.Provider, v.Options.config(t))
 			h, body := v.header(), v.body(t)
 			if err := a.Verify(h, body, v.now()); err != nil {
 				t.Fatalf("Verify (%s path): %v", v.Path, err)
@@ -70,7 +70,7 @@ type request struct {
 	h    http.Header
 	body []byte
 	now  time.Time
-	opts providers.Options
+	cfg  config
 }
 
 type tamperCase struct {
@@ -105,7 +105,7 @@ func tamperCases(t testing.TB, v vector) []tamperCase {
 	} else {
 		add("unsigned-body-changed", nil, func(r *request) { r.body[len(r.body)/2] ^= 0x01 })
 	}
-	add("wrong-secret", verify.ErrNoValidSignature, func(r *request) { r.opts = v.WrongOptions.options(t) })
+	add("wrong-secret", verify.ErrNoValidSignature, func(r *request) { r.cfg = v.WrongOptions.config(t) })
 	add("signature-missing", verify.ErrMissingHeader, func(r *request) { r.h.Del(sigHeader) })
 	add("signature-empty", verify.ErrMissingHeader, func(r *request) { r.h.Set(sigHeader, "") })
 
@@ -214,9 +214,9 @@ func TestTamperedVectors(t *testing.T) {
 
 func runTampered(t testing.TB, v vector, c tamperCase) error {
 	t.Helper()
-	r := &request{h: v.header(), body: v.body(t), now: v.now(), opts: v.Options.options(t)}
+	r := &request{h: v.header(), body: v.body(t), now: v.now(), cfg: v.Options.config(t)}
 	c.modify(r)
-	return newAdapter(t, v.Provider, r.opts).Verify(r.h, r.body, r.now)
+	return newAdapter(t, v.Provider, r.cfg).Verify(r.h, r.body, r.now)
 }
 
 // TestParseRejectsNonJSON: a verified request whose body is not a JSON
@@ -228,7 +228,7 @@ func TestParseRejectsNonJSON(t *testing.T) {
 			continue
 		}
 		seen[v.Provider] = true
-		a := newAdapter(t, v.Provider, v.Options.options(t))
+		a := newAdapter(t, v.Provider, v.Options.config(t))
 		for _, body := range []string{"", "not json", "[1,2]", `"s"`, `{"a":1} {"b":2}`, `{"a":1}]`, `{"a":`} {
 			t.Run(v.Provider+"/"+body, func(t *testing.T) {
 				_, err := a.Parse(v.header(), []byte(body))
@@ -260,7 +260,7 @@ func TestErrorsNeverLeakSecrets(t *testing.T) {
 		for _, o := range []vectorOptions{v.Options, v.WrongOptions} {
 			for _, s := range o.Secrets {
 				secrets[s] = true
-				secrets[strings.TrimPrefix(s, standardwebhooks.SecretPrefix)] = true
+				secrets[strings.TrimPrefix(s, verify.WebhookSecretPrefix)] = true
 			}
 			if o.Value != "" {
 				secrets[o.Value] = true
@@ -278,13 +278,13 @@ func TestErrorsNeverLeakSecrets(t *testing.T) {
 		}
 	}
 	for _, c := range badOptions() {
-		_, err := newOrErr(c.provider, c.opts)
+		_, err := build(t, c.provider, c.common, c.opts)
 		errs = append(errs, err)
-		for _, s := range c.opts.Secrets {
-			secrets[s] = true
+		for _, s := range c.common.Secrets {
+			secrets[s.Value] = true
 		}
-		if c.opts.Value != "" {
-			secrets[c.opts.Value] = true
+		if v := c.opts["value"]; v != "" {
+			secrets[v] = true
 		}
 	}
 	if len(errs) < 100 {
@@ -335,11 +335,11 @@ func TestSignMatchesVectors(t *testing.T) {
 			want := v.Headers[v.Tamper.Signature.Header]
 			matched := false
 			for _, s := range secrets {
-				o := v.Options.options(t)
+				cfg := v.Options.config(t)
 				if s != "" {
-					o.Secrets = []string{s}
+					cfg.common.Secrets = secretsOf(s)
 				}
-				got := signWith(t, newAdapter(t, v.Provider, o), v, at).Get(v.Tamper.Signature.Header)
+				got := signWith(t, newAdapter(t, v.Provider, cfg), v, at).Get(v.Tamper.Signature.Header)
 				matched = matched || sameSignature(v.Tamper.Signature.Kind, got, want)
 			}
 			if !matched {

@@ -58,63 +58,93 @@ var _ providers.Adapter = (*Adapter)(nil)
 // Adapter verifies, parses and signs shortkit requests for one source.
 type Adapter struct {
 	scheme    string
-	secrets   [][]byte // signed schemes
+	secrets   []verify.Key // signed schemes
 	tolerance time.Duration
 	header    string // callback-header
 	value     string // callback-header
 }
 
-// New returns an adapter for opts. The signed schemes take the secrets and
-// tolerance options; callback-header takes header and value instead. An
-// empty secret list or secret, or an empty callback value, is an error
-// wrapping verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	a := &Adapter{scheme: opts.Scheme}
-	switch opts.Scheme {
+// Options are shortkit's own source options.
+type Options struct {
+	// Scheme: timestamp (default), body-only or callback-header.
+	Scheme string `yaml:"scheme"`
+	// Header and Value: the callback-header scheme's header and its
+	// expected value (a shared secret).
+	Header string `yaml:"header"`
+	Value  string `yaml:"value"`
+}
+
+// Config keys of the options, as errors name them.
+const (
+	OptScheme = "scheme"
+	OptHeader = "header"
+	OptValue  = "value"
+)
+
+// New returns the adapter of a source with these options.
+func (o *Options) New(c providers.Common) (providers.Adapter, error) {
+	return providers.AsAdapter(New(c, *o))
+}
+
+// New returns an adapter for a source's settings. The signed schemes take
+// the secrets and tolerance; callback-header takes header and value
+// instead. An empty secret list or secret, or an empty callback value, is
+// an error wrapping verify.ErrEmptySecret.
+func New(c providers.Common, o Options) (*Adapter, error) {
+	a := &Adapter{scheme: o.Scheme}
+	switch o.Scheme {
 	case "", SchemeTimestamp:
 		a.scheme = SchemeTimestamp
 	case SchemeBodyOnly:
 	case SchemeCallbackHeader:
-		return newCallback(opts)
+		return newCallback(c, o)
 	default:
-		return nil, &providers.OptionError{Provider: Name, Option: providers.OptScheme,
-			Err: fmt.Errorf("unknown scheme %q (want %s, %s or %s)", opts.Scheme, SchemeTimestamp, SchemeBodyOnly, SchemeCallbackHeader)}
+		return nil, &providers.OptionError{Provider: Name, Option: OptScheme,
+			Err: fmt.Errorf("unknown scheme %q (want %s, %s or %s)", o.Scheme, SchemeTimestamp, SchemeBodyOnly, SchemeCallbackHeader)}
 	}
-	if err := opts.Only(Name, providers.OptScheme); err != nil {
-		return nil, err
+	for option, v := range map[string]string{OptHeader: o.Header, OptValue: o.Value} {
+		if v != "" {
+			return nil, &providers.OptionError{Provider: Name, Option: option, Err: fmt.Errorf("only used by scheme %s", SchemeCallbackHeader)}
+		}
 	}
 	var err error
-	if a.secrets, err = opts.SecretBytes(Name); err != nil {
+	if a.secrets, err = c.Keys(Name); err != nil {
 		return nil, err
 	}
-	if a.tolerance, err = opts.ToleranceOr(Name, DefaultTolerance); err != nil {
+	if a.tolerance, err = c.ToleranceOr(Name, DefaultTolerance); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func newCallback(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name, providers.OptScheme, providers.OptHeader, providers.OptValue); err != nil {
+func newCallback(c providers.Common, o Options) (*Adapter, error) {
+	if _, err := c.ToleranceOr(Name, 0); err != nil {
 		return nil, err
 	}
-	if _, err := opts.ToleranceOr(Name, 0); err != nil {
-		return nil, err
-	}
-	if len(opts.Secrets) > 0 {
+	if len(c.Secrets) > 0 {
 		return nil, &providers.OptionError{Provider: Name, Option: providers.OptSecrets,
 			Err: errors.New("not used by scheme callback-header (the expected header value is the value option)")}
 	}
-	if opts.Header == "" {
-		return nil, &providers.OptionError{Provider: Name, Option: providers.OptHeader, Err: errors.New("required by scheme callback-header")}
+	if o.Header == "" {
+		return nil, &providers.OptionError{Provider: Name, Option: OptHeader, Err: errors.New("required by scheme callback-header")}
 	}
-	if !providers.ValidHeaderName(opts.Header) {
-		return nil, &providers.OptionError{Provider: Name, Option: providers.OptHeader, Err: fmt.Errorf("%q is not a valid header name", opts.Header)}
+	if !verify.ValidHeaderName(o.Header) {
+		return nil, &providers.OptionError{Provider: Name, Option: OptHeader, Err: fmt.Errorf("%q is not a valid header name", o.Header)}
 	}
-	if opts.Value == "" {
-		return nil, &providers.OptionError{Provider: Name, Option: providers.OptValue,
+	if o.Value == "" {
+		return nil, &providers.OptionError{Provider: Name, Option: OptValue,
 			Err: fmt.Errorf("required by scheme callback-header: %w", verify.ErrEmptySecret)}
 	}
-	return &Adapter{scheme: SchemeCallbackHeader, header: opts.Header, value: opts.Value}, nil
+	return &Adapter{scheme: SchemeCallbackHeader, header: o.Header, value: o.Value}, nil
+}
+
+// SensitiveHeaders names the signature header, or the callback header
+// whose value is the shared secret.
+func (a *Adapter) SensitiveHeaders() []string {
+	if a.scheme == SchemeCallbackHeader {
+		return []string{http.CanonicalHeaderKey(a.header)}
+	}
+	return []string{SignatureHeader}
 }
 
 // Scheme returns the adapter's scheme (SchemeTimestamp for the default).
@@ -147,7 +177,7 @@ func (a *Adapter) verifyTimestamp(h http.Header, body []byte, now time.Time) err
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
 		return err
 	}
 	return verify.CheckWindow(ts, now, a.tolerance)
@@ -169,7 +199,7 @@ func (a *Adapter) verifyBodyOnly(h http.Header, body []byte, now time.Time) erro
 			return err
 		}
 	}
-	if err := verify.MatchAny(a.secrets, [][]byte{sig}, body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, body); err != nil {
 		return err
 	}
 	if tsRaw != "" {
@@ -224,11 +254,11 @@ func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 		h.Set(a.header, a.value)
 	case SchemeBodyOnly:
 		h.Set(TimestampHeader, now.UTC().Format(time.RFC3339))
-		h.Set(SignatureHeader, hex.EncodeToString(verify.HMACSHA256(a.secrets[0], body)))
+		h.Set(SignatureHeader, hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), body)))
 	default:
 		ts := strconv.FormatInt(now.Unix(), 10)
 		h.Set(TimestampHeader, ts)
-		h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], []byte(ts), []byte("."), body)))
+		h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), []byte(ts), []byte("."), body)))
 	}
 	return h, nil
 }

@@ -34,27 +34,27 @@ var _ providers.Adapter = (*Adapter)(nil)
 
 // Adapter verifies, parses and signs Sketchpen webhooks for one source.
 type Adapter struct {
-	secrets   [][]byte
+	secrets   []verify.Key
 	tolerance time.Duration
 }
 
-// New returns an adapter for opts. It accepts the secrets and tolerance
-// options only; an empty secret list or secret is an error wrapping
-// verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name); err != nil {
-		return nil, err
-	}
-	secrets, err := opts.SecretBytes(Name)
+// New returns an adapter for a source's secrets and tolerance (Sketchpen
+// takes no other option); an empty secret list or secret is an error
+// wrapping verify.ErrEmptySecret.
+func New(c providers.Common) (*Adapter, error) {
+	secrets, err := c.Keys(Name)
 	if err != nil {
 		return nil, err
 	}
-	tol, err := opts.ToleranceOr(Name, DefaultTolerance)
+	tol, err := c.ToleranceOr(Name, DefaultTolerance)
 	if err != nil {
 		return nil, err
 	}
 	return &Adapter{secrets: secrets, tolerance: tol}, nil
 }
+
+// SensitiveHeaders names the signature header.
+func (a *Adapter) SensitiveHeaders() []string { return []string{SignatureHeader} }
 
 // Verify checks the signature against every secret, then the timestamp
 // window. Missing or malformed headers are reported before the signature is
@@ -76,7 +76,7 @@ func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
 		return err
 	}
 	return verify.CheckWindow(ts, now, a.tolerance)
@@ -106,7 +106,7 @@ func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 // with the first configured secret.
 func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	mac := verify.HMACSHA256(a.secrets[0], []byte(ts), []byte("."), body)
+	mac := verify.HMACSHA256(providers.FirstKey(a.secrets), []byte(ts), []byte("."), body)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(TimestampHeader, ts)

@@ -10,9 +10,7 @@ package standardwebhooks
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -33,9 +31,6 @@ const (
 	SignatureHeader = "webhook-signature"
 )
 
-// SecretPrefix starts a Standard Webhooks secret.
-const SecretPrefix = "whsec_"
-
 // DefaultTolerance is the timestamp window when the source sets none.
 const DefaultTolerance = 5 * time.Minute
 
@@ -43,47 +38,29 @@ var _ providers.Adapter = (*Adapter)(nil)
 
 // Adapter verifies, parses and signs Standard Webhooks for one source.
 type Adapter struct {
-	keys      [][]byte
+	keys      []verify.Key
 	tolerance time.Duration
 }
 
-// New returns an adapter for opts. It accepts the secrets and tolerance
-// options. A secret that is not base64 (after an optional whsec_ prefix) is
-// an error; an empty secret list, or a secret that decodes to no bytes, is
-// an error wrapping verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name); err != nil {
-		return nil, err
-	}
-	raw, err := opts.SecretBytes(Name)
+// New returns an adapter for a source's secrets and tolerance (the adapter
+// takes no other option). A secret that is not base64 (after an optional
+// whsec_ prefix) is an error; an empty secret list, or a secret that
+// decodes to no bytes, is an error wrapping verify.ErrEmptySecret.
+func New(c providers.Common) (*Adapter, error) {
+	keys, err := c.KeysWith(Name, verify.DecodeWebhookSecret)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([][]byte, len(raw))
-	for i, s := range raw {
-		if keys[i], err = DecodeSecret(string(s)); err != nil {
-			return nil, &providers.OptionError{Provider: Name, Option: fmt.Sprintf("%s[%d]", providers.OptSecrets, i), Err: err}
-		}
-	}
-	tol, err := opts.ToleranceOr(Name, DefaultTolerance)
+	tol, err := c.ToleranceOr(Name, DefaultTolerance)
 	if err != nil {
 		return nil, err
 	}
 	return &Adapter{keys: keys, tolerance: tol}, nil
 }
 
-// DecodeSecret returns the HMAC key of a secret: the base64 (standard or
-// URL alphabet, padding optional) after an optional whsec_ prefix. Its
-// errors never contain the secret.
-func DecodeSecret(secret string) ([]byte, error) {
-	key, err := verify.DecodeBase64(strings.TrimPrefix(secret, SecretPrefix))
-	if err != nil {
-		return nil, errors.New("not base64 (want whsec_<base64>)")
-	}
-	if len(key) == 0 {
-		return nil, verify.ErrEmptySecret
-	}
-	return key, nil
+// SensitiveHeaders names the signature header.
+func (a *Adapter) SensitiveHeaders() []string {
+	return []string{http.CanonicalHeaderKey(SignatureHeader)}
 }
 
 // ParseSignatures returns the decoded v1 signatures of a webhook-signature
@@ -137,7 +114,7 @@ func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.keys, sigs, []byte(id), []byte("."), []byte(tsRaw), []byte("."), body); err != nil {
+	if err := verify.MatchAny(a.keys, now, sigs, []byte(id), []byte("."), []byte(tsRaw), []byte("."), body); err != nil {
 		return err
 	}
 	return verify.CheckWindow(ts, now, a.tolerance)
@@ -187,13 +164,6 @@ func (a *Adapter) SignWithID(id string, body []byte, now time.Time) (http.Header
 	h.Set("Content-Type", "application/json")
 	h.Set(IDHeader, id)
 	h.Set(TimestampHeader, ts)
-	h.Set(SignatureHeader, Signature(a.keys[0], id, ts, body))
+	h.Set(SignatureHeader, verify.StandardSignature(providers.FirstKey(a.keys), id, ts, body))
 	return h, nil
-}
-
-// Signature returns the webhook-signature entry "v1,<base64>" for key (the
-// decoded secret, see DecodeSecret), message id, timestamp and body.
-func Signature(key []byte, id, timestamp string, body []byte) string {
-	mac := verify.HMACSHA256(key, []byte(id), []byte("."), []byte(timestamp), []byte("."), body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac)
 }

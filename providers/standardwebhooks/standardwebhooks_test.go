@@ -21,16 +21,16 @@ const (
 )
 
 func TestSignatureSpecExample(t *testing.T) {
-	key, err := standardwebhooks.DecodeSecret(specSecret)
+	key, err := verify.DecodeWebhookSecret(specSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := standardwebhooks.Signature(key, specID, specTimestamp, []byte(specBody)); got != specSignature {
-		t.Fatalf("Signature = %q, want %q", got, specSignature)
+	if got := verify.StandardSignature(key, specID, specTimestamp, []byte(specBody)); got != specSignature {
+		t.Fatalf("StandardSignature = %q, want %q", got, specSignature)
 	}
 }
 
-func TestDecodeSecret(t *testing.T) {
+func TestDecodeWebhookSecret(t *testing.T) {
 	for _, c := range []struct {
 		name, secret string
 		want         string // base64 of the key; "" for an error
@@ -44,13 +44,13 @@ func TestDecodeSecret(t *testing.T) {
 		{"not-base64", "whsec_***", "", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			key, err := standardwebhooks.DecodeSecret(c.secret)
+			key, err := verify.DecodeWebhookSecret(c.secret)
 			if c.want == "" {
 				if err == nil {
-					t.Fatalf("DecodeSecret(%q) = %x, want an error", c.secret, key)
+					t.Fatalf("DecodeWebhookSecret(%q) = %x, want an error", c.secret, key)
 				}
 				if c.err != nil && !errors.Is(err, c.err) {
-					t.Fatalf("DecodeSecret(%q): %v, want %v", c.secret, err, c.err)
+					t.Fatalf("DecodeWebhookSecret(%q): %v, want %v", c.secret, err, c.err)
 				}
 				if strings.Contains(err.Error(), strings.TrimPrefix(c.secret, "whsec_")) && len(c.secret) > 6 {
 					t.Fatalf("error %q contains the secret", err)
@@ -61,7 +61,7 @@ func TestDecodeSecret(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := base64.StdEncoding.EncodeToString(key); got != c.want {
-				t.Fatalf("DecodeSecret(%q) = %s, want %s", c.secret, got, c.want)
+				t.Fatalf("DecodeWebhookSecret(%q) = %s, want %s", c.secret, got, c.want)
 			}
 		})
 	}

@@ -29,24 +29,26 @@ var _ providers.Adapter = (*Adapter)(nil)
 
 // Adapter verifies, parses and signs VideoPilot webhooks for one source.
 type Adapter struct {
-	secrets [][]byte
+	secrets []verify.Key
 }
 
-// New returns an adapter for opts. It accepts the secrets option (and
-// ignores tolerance: VideoPilot sends no timestamp header); an empty secret
-// list or secret is an error wrapping verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name); err != nil {
-		return nil, err
-	}
-	secrets, err := opts.SecretBytes(Name)
+// New returns an adapter for a source's secrets (VideoPilot takes no other
+// option, and tolerance is ignored: it sends no timestamp header); an empty
+// secret list or secret is an error wrapping verify.ErrEmptySecret.
+func New(c providers.Common) (*Adapter, error) {
+	secrets, err := c.Keys(Name)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := opts.ToleranceOr(Name, 0); err != nil {
+	if _, err := c.ToleranceOr(Name, 0); err != nil {
 		return nil, err
 	}
 	return &Adapter{secrets: secrets}, nil
+}
+
+// SensitiveHeaders names the signature header.
+func (a *Adapter) SensitiveHeaders() []string {
+	return []string{http.CanonicalHeaderKey(SignatureHeader)}
 }
 
 // Verify checks the signature of the raw body against every secret.
@@ -55,7 +57,7 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if err := verify.MatchAny(a.secrets, [][]byte{sig}, body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, body); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	return nil
@@ -90,6 +92,6 @@ func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], body)))
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), body)))
 	return h, nil
 }

@@ -36,26 +36,38 @@ var _ providers.Adapter = (*Adapter)(nil)
 
 // Adapter verifies, parses and signs VideoVector webhooks for one source.
 type Adapter struct {
-	secrets   [][]byte
+	secrets   []verify.Key
 	webhookID string
 }
 
-// New returns an adapter for opts. It accepts the secrets and webhook_id
-// options (tolerance is ignored: VideoVector sends no timestamp); an empty
-// secret list or secret is an error wrapping verify.ErrEmptySecret.
-func New(opts providers.Options) (*Adapter, error) {
-	if err := opts.Only(Name, providers.OptWebhookID); err != nil {
-		return nil, err
-	}
-	secrets, err := opts.SecretBytes(Name)
+// Options are VideoVector's own source options.
+type Options struct {
+	// WebhookID, when set, must equal the X-Webhook-ID header (VideoVector's
+	// own integration rejects other webhooks' deliveries).
+	WebhookID string `yaml:"webhook_id"`
+}
+
+// New returns the adapter of a source with these options.
+func (o *Options) New(c providers.Common) (providers.Adapter, error) {
+	return providers.AsAdapter(New(c, *o))
+}
+
+// New returns an adapter for a source's secrets and options (tolerance is
+// ignored: VideoVector sends no timestamp); an empty secret list or secret
+// is an error wrapping verify.ErrEmptySecret.
+func New(c providers.Common, o Options) (*Adapter, error) {
+	secrets, err := c.Keys(Name)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := opts.ToleranceOr(Name, 0); err != nil {
+	if _, err := c.ToleranceOr(Name, 0); err != nil {
 		return nil, err
 	}
-	return &Adapter{secrets: secrets, webhookID: opts.WebhookID}, nil
+	return &Adapter{secrets: secrets, webhookID: o.WebhookID}, nil
 }
+
+// SensitiveHeaders names the signature header.
+func (a *Adapter) SensitiveHeaders() []string { return []string{SignatureHeader} }
 
 // Verify checks X-Webhook-ID (when the source pins one; a missing or other
 // id wraps verify.ErrWebhookIDMismatch), then the signature over the raw
@@ -75,7 +87,7 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 		}
 	}
 	sigs := [][]byte{sig}
-	if verify.MatchAny(a.secrets, sigs, body) == nil {
+	if verify.MatchAny(a.secrets, now, sigs, body) == nil {
 		return nil
 	}
 	canon, err := verify.CanonicalJSON(body)
@@ -85,7 +97,7 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 	if bytes.Equal(canon, body) {
 		return fmt.Errorf("%s: %w", Name, verify.ErrNoValidSignature)
 	}
-	if err := verify.MatchAny(a.secrets, sigs, canon); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, canon); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	return nil
@@ -144,7 +156,7 @@ func (a *Adapter) SignDelivery(body []byte, now time.Time, d Delivery) (http.Hea
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(a.secrets[0], canon)))
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), canon)))
 	if d.WebhookID == "" {
 		d.WebhookID = a.webhookID
 	}
