@@ -90,6 +90,29 @@ func (c *Client) Replay(ctx context.Context, req ReplayRequest, progress func(Pr
 	return &rep, nil
 }
 
+// Reload asks the server to re-read its config file. A refusal (an
+// invalid file, a change that needs a restart) is an error carrying the
+// server's reason.
+func (c *Client) Reload(ctx context.Context) error {
+	err := c.do(ctx, http.MethodPost, "/api/reload", struct{}{}, nil)
+	if err != nil && !errors.Is(err, ErrNoServer) {
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status == http.StatusUnprocessableEntity {
+			return errors.New(re.Msg)
+		}
+	}
+	return err
+}
+
+// RemoteError is an error answer of the admin API.
+type RemoteError struct {
+	Status int
+	Msg    string
+}
+
+// Error names the server's message and the HTTP status.
+func (e *RemoteError) Error() string { return fmt.Sprintf("admin API: %s (HTTP %d)", e.Msg, e.Status) }
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -128,7 +151,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
-		err := fmt.Errorf("admin API: %s (HTTP %d)", e.Error, resp.StatusCode)
+		var err error = &RemoteError{Status: resp.StatusCode, Msg: e.Error}
 		if resp.StatusCode == http.StatusNotFound {
 			err = fmt.Errorf("%w: %s", store.ErrNotFound, e.Error)
 		}

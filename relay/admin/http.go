@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/httpx"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -22,6 +22,8 @@ type API interface {
 	List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error)
 	Get(ctx context.Context, id string) (*EventDetail, error)
 	Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error)
+	// Reload asks the running server to re-read its config file.
+	Reload(ctx context.Context) error
 }
 
 var _ API = (*Service)(nil)
@@ -33,6 +35,7 @@ var _ API = (*Service)(nil)
 //	GET  /api/events?source=&provider=&type=&status=&since=&until=&limit=&cursor=
 //	GET  /api/events/{id}
 //	POST /api/replay              ReplayRequest as JSON -> ReplayReport
+//	POST /api/reload              re-read the config file: 200, or 422 {"error"} and nothing changes
 //	GET  /debug/pprof/...         Go profiling
 //
 // With a non-empty token every request needs "Authorization: Bearer <token>".
@@ -47,55 +50,66 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f, err := filterFromQuery(q)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		limit := 50
 		if v := q.Get("limit"); v != "" {
 			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
-				writeError(w, http.StatusBadRequest, "limit must be between 1 and 10000")
+				httpx.WriteError(w, http.StatusBadRequest, "limit must be between 1 and 10000")
 				return
 			}
 		}
 		page, err := api.List(r.Context(), f, q.Get("cursor"), limit)
 		if err != nil {
-			writeError(w, statusOf(err), err.Error())
+			httpx.WriteError(w, statusOf(err), err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, page)
+		httpx.WriteJSON(w, http.StatusOK, page)
 	})
 	mux.HandleFunc("GET /api/events/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := api.Get(r.Context(), r.PathValue("id"))
 		if err != nil {
-			writeError(w, statusOf(err), err.Error())
+			httpx.WriteError(w, statusOf(err), err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, d)
+		httpx.WriteJSON(w, http.StatusOK, d)
 	})
 	mux.HandleFunc("POST /api/replay", func(w http.ResponseWriter, r *http.Request) {
 		var req ReplayRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad replay request: "+err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, "bad replay request: "+err.Error())
 			return
 		}
 		if err := req.Filter.Validate(); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		rep, err := api.Replay(r.Context(), req, nil)
 		if err != nil {
-			writeError(w, statusOf(err), err.Error())
+			httpx.WriteError(w, statusOf(err), err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, rep)
+		httpx.WriteJSON(w, http.StatusOK, rep)
+	})
+	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := api.Reload(r.Context()); err != nil {
+			status := http.StatusUnprocessableEntity
+			if errors.Is(err, ErrNoReload) {
+				status = http.StatusNotImplemented
+			}
+			httpx.WriteError(w, status, err.Error())
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 	})
 	return requireToken(token, sameHostOnly(token == "", mux))
 }
@@ -107,32 +121,19 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 func sameHostOnly(checkHost bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Origin") != "" {
-			writeError(w, http.StatusForbidden, "cross-origin requests are refused")
+			httpx.WriteError(w, http.StatusForbidden, "cross-origin requests are refused")
 			return
 		}
 		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			writeError(w, http.StatusUnsupportedMediaType, "send Content-Type: application/json")
+			httpx.WriteError(w, http.StatusUnsupportedMediaType, "send Content-Type: application/json")
 			return
 		}
-		if checkHost && !loopbackHost(r.Host) {
-			writeError(w, http.StatusForbidden, "the admin API answers only to loopback host names")
+		if checkHost && !httpx.IsLoopback(r.Host) {
+			httpx.WriteError(w, http.StatusForbidden, "the admin API answers only to loopback host names")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func requireToken(token string, next http.Handler) http.Handler {
@@ -144,7 +145,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay admin"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -192,14 +193,4 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

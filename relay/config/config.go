@@ -9,16 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"os"
-	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
-	"github.com/hookrelay/hookrelay/providers/registry"
 	"gopkg.in/yaml.v3"
 )
 
@@ -97,31 +93,68 @@ type Log struct {
 // Source is one webhook endpoint: /webhooks/<name>.
 type Source struct {
 	Provider  string   `yaml:"provider"`
-	Secrets   []string `yaml:"secrets"`
+	Secrets   []Secret `yaml:"secrets"`
 	Tolerance Duration `yaml:"tolerance"`
 	DedupeKey []string `yaml:"dedupe_key"`
-	Scheme    string   `yaml:"scheme"`
-	WebhookID string   `yaml:"webhook_id"`
-	Header    string   `yaml:"header"`
-	Value     string   `yaml:"value"`
+	// ProviderKeys are the source's other keys, the provider's own options
+	// (scheme, webhook_id, ...): Parse decodes them into Options.
+	ProviderKeys map[string]yaml.Node `yaml:",inline"`
 
-	SignatureHeader string `yaml:"signature_header"`
-	Prefix          string `yaml:"prefix"`
-	Encoding        string `yaml:"encoding"`
-	Template        string `yaml:"template"`
-	TimestampHeader string `yaml:"timestamp_header"`
-	EventTypeField  string `yaml:"event_type_field"`
-	SubjectField    string `yaml:"subject_field"`
+	// Options are the provider's own options, decoded by Parse.
+	Options providers.Options `yaml:"-"`
+	built   *providers.Source
 }
 
-// Options converts the source to adapter options.
-func (s *Source) Options() providers.Options {
-	return providers.Options{
-		Secrets: s.Secrets, Tolerance: s.Tolerance.D(), Scheme: s.Scheme, WebhookID: s.WebhookID,
-		Header: s.Header, Value: s.Value, SignatureHeader: s.SignatureHeader, Prefix: s.Prefix,
-		Encoding: s.Encoding, Template: s.Template, TimestampHeader: s.TimestampHeader,
-		EventTypeField: s.EventTypeField, SubjectField: s.SubjectField,
+// Source returns the runtime source built from the config: the adapter
+// with its secrets, and the parsed dedupe-key override. name is the
+// source's name.
+func (s *Source) Source() *providers.Source { return s.built }
+
+// Common returns the settings every provider takes.
+func (s *Source) Common() providers.Common {
+	c := providers.Common{Tolerance: s.Tolerance.D(), Secrets: make([]providers.Secret, len(s.Secrets))}
+	for i, sec := range s.Secrets {
+		c.Secrets[i] = providers.Secret{Value: sec.Value, Expires: sec.Expires}
 	}
+	return c
+}
+
+// Secret is one entry of a source's secrets: a string, or {value, expires}
+// for a secret refused from an instant on (rotation without a restart).
+type Secret struct {
+	Value   string    `yaml:"value"`
+	Expires time.Time `yaml:"expires"`
+}
+
+// UnmarshalYAML reads "secret" or {value: secret, expires: RFC3339}.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		s.Value = n.Value
+		return nil
+	case yaml.MappingNode:
+	default:
+		return &lineError{line: n.Line, col: n.Column, msg: "a secret is a string or {value: ..., expires: RFC3339 time}"}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return &lineError{line: v.Line, col: v.Column, msg: fmt.Sprintf("%s must be a string", k.Value)}
+		}
+		switch k.Value {
+		case "value":
+			s.Value = v.Value
+		case "expires":
+			t, err := time.Parse(time.RFC3339, v.Value)
+			if err != nil {
+				return &lineError{line: v.Line, col: v.Column, msg: fmt.Sprintf("invalid expires %q (want an RFC 3339 time such as 2026-12-01T13:00:00Z)", v.Value)}
+			}
+			s.Expires = t
+		default:
+			return &lineError{line: k.Line, col: k.Column, msg: fmt.Sprintf("unknown key %q (a secret has value and expires)", k.Value)}
+		}
+	}
+	return nil
 }
 
 // Target is an internal HTTP service events are relayed to.
@@ -132,7 +165,13 @@ type Target struct {
 	SigningSecret string            `yaml:"signing_secret"`
 	MaxInFlight   int               `yaml:"max_in_flight"`
 	Retry         Retry             `yaml:"retry"`
+
+	signingKey []byte // decoded SigningSecret, set by Parse
 }
+
+// SigningKey returns the HMAC key of signing_secret (nil: deliveries are
+// not signed).
+func (t *Target) SigningKey() []byte { return t.signingKey }
 
 // Retry is a target's retry policy.
 type Retry struct {
@@ -246,13 +285,18 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := decodeStrict(file, &root, cfg); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(); err != nil {
-		var ve *Error
-		if errors.As(err, &ve) {
-			ve.File = file
-			ve.Line = lineOf(&root, ve.Key)
+	// The pipeline after decoding: the providers' own options, defaults,
+	// validation (which changes nothing), then building the adapters and
+	// keys once. Each step's *Error names a key; its line is looked up here.
+	for _, step := range []func() error{cfg.decodeProviderOptions, cfg.applyDefaults, cfg.validate, cfg.build} {
+		if err := step(); err != nil {
+			var ve *Error
+			if errors.As(err, &ve) {
+				ve.File = file
+				ve.Line = lineOf(&root, ve.Key)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	return cfg, nil
 }
@@ -274,266 +318,8 @@ func Default() *Config {
 	}
 }
 
-// DefaultTarget holds the values a target's omitted keys take.
-var defaultTarget = Target{
-	Timeout: Duration(10 * time.Second), MaxInFlight: 16,
-	Retry: Retry{MaxAttempts: 12, InitialBackoff: Duration(time.Second), MaxBackoff: Duration(time.Hour)},
-}
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-
-func verr(key, format string, args ...any) error {
-	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
-}
-
-func (c *Config) validate() error {
-	if c.Server.Listen == "" && !c.TLS.Enabled() {
-		return verr("server.listen", "required when tls.domains is empty")
-	}
-	if c.Server.MaxBodyBytes <= 0 {
-		return verr("server.max_body_bytes", "must be positive")
-	}
-	if c.Server.MaxInFlight <= 0 {
-		return verr("server.max_in_flight", "must be positive")
-	}
-	for key, d := range map[string]Duration{
-		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
-		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
-		"server.shutdown_timeout": c.Server.ShutdownTimeout,
-	} {
-		if d <= 0 {
-			return verr(key, "must be positive (a listener without timeouts can be held open forever)")
-		}
-	}
-	if err := c.TLS.validate(); err != nil {
-		return err
-	}
-	if c.Admin.Listen != "" && c.Admin.Token == "" && !isLoopback(c.Admin.Listen) {
-		return verr("admin.token", "required when admin.listen (%s) is not a loopback address", c.Admin.Listen)
-	}
-	if c.Storage.Path == "" {
-		return verr("storage.path", "required")
-	}
-	if c.Storage.Retention.D() <= 0 {
-		return verr("storage.retention", "must be positive")
-	}
-	if c.Dedupe.Window.D() <= 0 {
-		return verr("dedupe.window", "must be positive")
-	}
-	if c.Dedupe.CacheSize < 0 {
-		return verr("dedupe.cache_size", "must not be negative")
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return verr("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return verr("log.format", "must be text or json, not %q", c.Log.Format)
-	}
-	if len(c.Sources) == 0 {
-		return verr("sources", "at least one source is required")
-	}
-	for _, name := range c.SourceNames() {
-		if err := c.Sources[name].validate("sources."+name, name); err != nil {
-			return err
-		}
-	}
-	for _, name := range c.TargetNames() {
-		if err := c.Targets[name].validate("targets."+name, name); err != nil {
-			return err
-		}
-	}
-	for _, name := range c.TargetNames() {
-		// A delivery still retrying when its event expires would be dropped.
-		if span := c.Targets[name].retrySpan(); span >= c.Storage.Retention.D() {
-			return verr("storage.retention", "%s is shorter than target %s can keep retrying (%s): raise it or lower retry.max_attempts/max_backoff",
-				c.Storage.Retention.D(), name, span)
-		}
-	}
-	seen := map[string]bool{}
-	for i, r := range c.Routes {
-		key := fmt.Sprintf("routes[%d]", i)
-		if r == nil {
-			return verr(key, "empty route")
-		}
-		if r.Name == "" {
-			r.Name = fmt.Sprintf("route-%d", i+1)
-		}
-		if seen[r.Name] {
-			return verr(key+".name", "duplicate route name %q", r.Name)
-		}
-		seen[r.Name] = true
-		if len(r.Targets) == 0 {
-			return verr(key+".targets", "at least one target is required")
-		}
-		for j, t := range r.Targets {
-			if _, ok := c.Targets[t]; !ok {
-				return verr(fmt.Sprintf("%s.targets[%d]", key, j), "unknown target %q (known: %s)", t, strings.Join(c.TargetNames(), ", "))
-			}
-		}
-		for j, s := range r.Match.Sources {
-			if _, ok := c.Sources[s]; !ok {
-				return verr(fmt.Sprintf("%s.match.sources[%d]", key, j), "unknown source %q (known: %s)", s, strings.Join(c.SourceNames(), ", "))
-			}
-		}
-		for j, p := range r.Match.Providers {
-			if !slices.Contains(registry.Names(), p) {
-				return verr(fmt.Sprintf("%s.match.providers[%d]", key, j), "unknown provider %q (known: %s)", p, strings.Join(registry.Names(), ", "))
-			}
-		}
-		for j, g := range r.Match.Events {
-			if _, err := path.Match(g, ""); err != nil {
-				return verr(fmt.Sprintf("%s.match.events[%d]", key, j), "bad glob %q", g)
-			}
-		}
-	}
-	return nil
-}
-
-func (t *TLS) validate() error {
-	if len(t.Domains) > 0 && t.CertFile != "" {
-		return verr("tls.cert_file", "set either tls.domains (automatic certificates) or tls.cert_file/key_file, not both")
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return verr("tls.key_file", "tls.cert_file and tls.key_file go together")
-	}
-	if len(t.Domains) > 0 {
-		for i, d := range t.Domains {
-			if d == "" || strings.ContainsAny(d, "/: ") {
-				return verr(fmt.Sprintf("tls.domains[%d]", i), "invalid domain %q", d)
-			}
-		}
-		if u, err := url.Parse(t.CA); err != nil || u.Scheme != "https" || u.Host == "" {
-			return verr("tls.ca", "must be an https:// ACME directory URL")
-		}
-	}
-	if t.Enabled() {
-		if t.HTTPSPort <= 0 || t.HTTPSPort > 65535 {
-			return verr("tls.https_port", "must be a port number")
-		}
-		if t.HTTPPort < 0 || t.HTTPPort > 65535 {
-			return verr("tls.http_port", "must be a port number (0 disables the HTTP listener)")
-		}
-	}
-	return nil
-}
-
-func (s *Source) validate(key, name string) error {
-	if s == nil {
-		return verr(key, "empty source")
-	}
-	if !nameRE.MatchString(name) {
-		return verr(key, "source names may use letters, digits, '_' and '-' only")
-	}
-	if s.Provider == "" {
-		return verr(key+".provider", "required (one of: %s)", strings.Join(registry.Names(), ", "))
-	}
-	if !slices.Contains(registry.Names(), s.Provider) {
-		return verr(key+".provider", "unknown provider %q (known: %s)", s.Provider, strings.Join(registry.Names(), ", "))
-	}
-	if !(s.Provider == "shortkit" && s.Scheme == "callback-header") {
-		if len(s.Secrets) == 0 {
-			return verr(key+".secrets", "at least one secret is required")
-		}
-		for i, sec := range s.Secrets {
-			if sec == "" {
-				return verr(fmt.Sprintf("%s.secrets[%d]", key, i), "empty secret (is its variable set to an empty string?)")
-			}
-		}
-	}
-	if _, err := providers.ParseKeyExprs(s.DedupeKey); err != nil {
-		return verr(key+".dedupe_key", "%v", err)
-	}
-	if _, err := registry.New(s.Provider, s.Options()); err != nil {
-		return verr(key, "%s", redact(err.Error(), s.Secrets, s.Value))
-	}
-	return nil
-}
-
-func (t *Target) validate(key, name string) error {
-	if t == nil {
-		return verr(key, "empty target")
-	}
-	if !nameRE.MatchString(name) {
-		return verr(key, "target names may use letters, digits, '_' and '-' only")
-	}
-	u, err := url.Parse(t.URL)
-	if t.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return verr(key+".url", "must be an http:// or https:// URL")
-	}
-	if t.Timeout == 0 {
-		t.Timeout = defaultTarget.Timeout
-	}
-	if t.MaxInFlight == 0 {
-		t.MaxInFlight = defaultTarget.MaxInFlight
-	}
-	if t.MaxInFlight < 0 || t.MaxInFlight > 10000 {
-		return verr(key+".max_in_flight", "must be between 1 and 10000")
-	}
-	if t.Retry.MaxAttempts == 0 {
-		t.Retry.MaxAttempts = defaultTarget.Retry.MaxAttempts
-	}
-	if t.Retry.MaxAttempts < 0 {
-		return verr(key+".retry.max_attempts", "must be positive")
-	}
-	if t.Retry.InitialBackoff == 0 {
-		t.Retry.InitialBackoff = defaultTarget.Retry.InitialBackoff
-	}
-	if t.Retry.MaxBackoff == 0 {
-		t.Retry.MaxBackoff = defaultTarget.Retry.MaxBackoff
-	}
-	if t.Retry.MaxBackoff < t.Retry.InitialBackoff {
-		return verr(key+".retry.max_backoff", "must not be smaller than initial_backoff")
-	}
-	if t.SigningSecret != "" {
-		if _, err := SigningKey(t.SigningSecret); err != nil {
-			return verr(key+".signing_secret", "must be whsec_<base64>")
-		}
-	}
-	for h, v := range t.Headers {
-		if h == "" || strings.ContainsAny(h, " :\r\n") {
-			return verr(key+".headers", "invalid header name %q", h)
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return verr(key+".headers."+h, "header values may not contain line breaks")
-		}
-	}
-	return nil
-}
-
-// retrySpan bounds how long a delivery to t can stay pending when every
-// backoff reaches max_backoff. (A target answering Retry-After can stretch
-// each wait to one hour.)
-func (t *Target) retrySpan() time.Duration {
-	return time.Duration(t.Retry.MaxAttempts) * t.Retry.MaxBackoff.D()
-}
-
-// SigningKey decodes a whsec_<base64> secret into the HMAC key.
-func SigningKey(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, "whsec_")
-	if !ok {
-		return nil, errors.New("signing secret must start with whsec_")
-	}
-	key, err := decodeB64(b64)
-	if err != nil || len(key) == 0 {
-		return nil, errors.New("signing secret is not valid base64 after whsec_")
-	}
-	return key, nil
-}
-
 // SourceNames returns the source names, sorted.
 func (c *Config) SourceNames() []string { return slices.Sorted(maps.Keys(c.Sources)) }
 
 // TargetNames returns the target names, sorted.
 func (c *Config) TargetNames() []string { return slices.Sorted(maps.Keys(c.Targets)) }
-
-// redact removes secrets from a message.
-func redact(msg string, secrets []string, more ...string) string {
-	for _, s := range append(append([]string(nil), secrets...), more...) {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	return msg
-}

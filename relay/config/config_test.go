@@ -43,7 +43,7 @@ func TestLoadExample(t *testing.T) {
 		t.Errorf("route name = %q, want %q", got, want)
 	}
 	sp := cfg.Sources["sketchpen-dev"]
-	if got, want := sp.Secrets, []string{"whsec_sketchpen_dev_secret"}; !slices.Equal(got, want) {
+	if got, want := secretValues(sp), []string{"whsec_sketchpen_dev_secret"}; !slices.Equal(got, want) {
 		t.Errorf("sketchpen-dev secrets = %q, want %q", got, want)
 	}
 	if got, want := sp.Tolerance.D(), 5*time.Minute; got != want {
@@ -76,7 +76,7 @@ func TestExampleEnvOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cfg.Sources["sketchpen-dev"].Secrets[0], "whsec_from_env"; got != want {
+	if got, want := cfg.Sources["sketchpen-dev"].Secrets[0].Value, "whsec_from_env"; got != want {
 		t.Errorf("secret = %q, want %q", got, want)
 	}
 	if got, want := cfg.Admin.Token, "tok"; got != want {
@@ -132,7 +132,7 @@ func TestEnvDefaults(t *testing.T) {
 			if got, want := cfg.Storage.Sync, tt.sync; got != want {
 				t.Errorf("storage.sync = %v, want %v", got, want)
 			}
-			if got, want := cfg.Sources["sp"].Secrets, tt.secrets; !slices.Equal(got, want) {
+			if got, want := secretValues(cfg.Sources["sp"]), tt.secrets; !slices.Equal(got, want) {
 				t.Errorf("secrets = %q, want %q", got, want)
 			}
 			if got, want := cfg.Targets["media"].URL, "http://127.0.0.1:9/hooks?tag=${literal}"; got != want {
@@ -279,4 +279,13 @@ func TestParseSyntaxError(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Line == 0 {
 		t.Errorf("error %q has no line", err)
 	}
+}
+
+// secretValues returns the values of a source's secrets.
+func secretValues(s *config.Source) []string {
+	out := make([]string, len(s.Secrets))
+	for i, sec := range s.Secrets {
+		out[i] = sec.Value
+	}
+	return out
 }

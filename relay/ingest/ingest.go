@@ -4,7 +4,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/relay/httpx"
 	"github.com/hookrelay/hookrelay/relay/store"
 	"github.com/hookrelay/hookrelay/verify"
 )
@@ -49,11 +49,19 @@ const (
 	OutcomeBusy        = "rejected_busy"
 )
 
+// Routing is the part of the handler's configuration that a reload
+// replaces: the sources with their adapters, and the routes.
+type Routing struct {
+	Sources map[string]*providers.Source
+	Router  Router
+}
+
 // Handler serves the public listener.
 type Handler struct {
-	Sources map[string]*providers.Source
+	// Routing returns the routing in force; each request reads it once and
+	// finishes on it even if a reload swaps it meanwhile.
+	Routing func() *Routing
 	Store   Store
-	Router  Router
 	MaxBody int64
 	Log     *slog.Logger
 	Metrics Metrics // optional
@@ -62,9 +70,6 @@ type Handler struct {
 	Enqueue func(id string, due time.Time, targets ...string)
 	Ready   func() error     // optional: readiness beyond "store open"
 	Now     func() time.Time // optional, for tests
-	// RedactHeaders are header names (canonical form) whose values are not
-	// stored, per source (e.g. the shortkit callback header).
-	RedactHeaders map[string][]string
 	// InFlight, when non-nil, bounds the webhooks being handled at once
 	// (its capacity); past it requests get 503 with Retry-After, so a flood
 	// of slow requests cannot exhaust memory. See NewInFlight.
@@ -87,15 +92,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/webhooks/"):
 		h.webhook(w, r, strings.TrimPrefix(p, "/webhooks/"))
 	case p == "/healthz":
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case p == "/readyz":
 		if err := h.ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	default:
-		writeError(w, http.StatusNotFound, "not found")
+		httpx.WriteError(w, http.StatusNotFound, "not found")
 	}
 }
 
@@ -113,14 +118,15 @@ func (h *Handler) ready() error {
 
 func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	start := h.now()
-	src, ok := h.Sources[name]
+	rt := h.Routing()
+	src, ok := rt.Sources[name]
 	if !ok {
-		writeError(w, http.StatusNotFound, "unknown source")
+		httpx.WriteError(w, http.StatusNotFound, "unknown source")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
 	observe := func(outcome string) {
@@ -135,13 +141,13 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		default:
 			observe(OutcomeBusy)
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "too many webhooks in flight, retry later")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "too many webhooks in flight, retry later")
 			return
 		}
 	}
 	if r.ContentLength > h.MaxBody {
 		observe(OutcomeTooLarge)
-		writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
 		return
 	}
 	body, err := readBody(w, r, h.MaxBody)
@@ -149,11 +155,11 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			observe(OutcomeTooLarge)
-			writeError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
+			httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
 			return
 		}
 		observe(OutcomeBadRequest)
-		writeError(w, http.StatusBadRequest, "could not read body")
+		httpx.WriteError(w, http.StatusBadRequest, "could not read body")
 		return
 	}
 	received := h.now()
@@ -162,24 +168,24 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		status, outcome := classify(err)
 		observe(outcome)
 		h.Log.Info("webhook rejected", "source", name, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
-		writeError(w, status, err.Error())
+		httpx.WriteError(w, status, err.Error())
 		return
 	}
 	ev := &store.Event{
 		Source: name, Provider: src.Provider, Type: pev.Type, Subject: pev.Subject,
 		Time: pev.Time, ReceivedAt: received.UTC(), DedupeKey: pev.DedupeKey, DeliveryID: pev.DeliveryID,
-		Headers: auditHeaders(r.Header, h.RedactHeaders[name]),
+		Headers: auditHeaders(r.Header, src.Adapter.SensitiveHeaders()),
 	}
 	if ev.Time.IsZero() {
 		ev.Time = ev.ReceivedAt
 	}
-	ev.Targets = h.Router.Targets(name, src.Provider, pev.Type)
+	ev.Targets = rt.Router.Targets(name, src.Provider, pev.Type)
 	res, err := h.Store.Ingest(r.Context(), ev, body)
 	if err != nil {
 		observe(OutcomeUnavailable)
 		h.Log.Error("store event", "source", name, "err", err)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "store unavailable, retry later")
+		httpx.WriteError(w, http.StatusServiceUnavailable, "store unavailable, retry later")
 		return
 	}
 	if res.Duplicate {
@@ -187,7 +193,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		if h.Log.Enabled(r.Context(), slog.LevelDebug) {
 			h.Log.Debug("duplicate webhook", "source", name, "id", res.ID, "type", pev.Type)
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate", "id": res.ID})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "duplicate", "id": res.ID})
 		return
 	}
 	observe(OutcomeAccepted)
@@ -197,7 +203,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	if h.Log.Enabled(r.Context(), slog.LevelDebug) {
 		h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
 }
 
 // classify maps a verification error to a status code and metrics outcome.
@@ -256,15 +262,4 @@ func auditHeaders(h http.Header, redact []string) map[string]string {
 		out[k] = val
 	}
 	return out
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
