@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hookrelay/hookrelay/providers"
 )
 
 // BenchmarkEndToEnd posts b.N signed sketchpen webhooks, 32 at a time,
@@ -57,7 +55,7 @@ routes:
     targets: [sink]
 `).URL + "/webhooks/sp-a"
 
-	adapter := signer(b, "sketchpen", providers.Options{Secrets: []string{dlSketchpenSecret}})
+	adapter := signer(b, "sketchpen", dlSketchpenSecret, nil)
 	type webhook struct {
 		h    http.Header
 		body []byte

@@ -105,11 +105,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // signer returns the adapter of provider built with opts, for signing.
-func signer(t testing.TB, provider string, opts providers.Options) providers.Adapter {
+// signer builds the adapter of provider with secret and the provider's
+// own options (config keys and values).
+func signer(t testing.TB, provider, secret string, opts map[string]string) providers.Adapter {
 	t.Helper()
-	a, err := registry.New(provider, opts)
+	spec, err := registry.Lookup(provider)
 	if err != nil {
-		t.Fatalf("registry.New(%s): %v", provider, err)
+		t.Fatal(err)
+	}
+	o := spec.NewOptions()
+	for k, v := range opts {
+		if err := providers.SetOption(o, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := o.New(providers.Common{Secrets: []providers.Secret{{Value: secret}}})
+	if err != nil {
+		t.Fatalf("new %s adapter: %v", provider, err)
 	}
 	return a
 }
@@ -117,7 +129,7 @@ func signer(t testing.TB, provider string, opts providers.Options) providers.Ada
 // signedHeaders signs body as provider would with secret at now.
 func signedHeaders(t *testing.T, provider, secret string, body []byte, now time.Time) http.Header {
 	t.Helper()
-	h, err := signer(t, provider, providers.Options{Secrets: []string{secret}}).Sign(body, now)
+	h, err := signer(t, provider, secret, nil).Sign(body, now)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hookrelay/hookrelay/providers"
 )
 
 // TestStoredHeadersRedactSecrets: the headers kept with an event never hold
@@ -26,7 +24,7 @@ sources:
     value: "`+callbackValue+`"
 `)
 	body := []byte(`{"type":"video.completed","data":{"id":"v1"}}`)
-	h, err := signer(t, "hmac", providers.Options{Secrets: []string{hmacSecret}, SignatureHeader: "X-Hub-Hmac"}).Sign(body, time.Now())
+	h, err := signer(t, "hmac", hmacSecret, map[string]string{"signature_header": "X-Hub-Hmac"}).Sign(body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

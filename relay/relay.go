@@ -11,10 +11,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
-	"github.com/hookrelay/hookrelay/providers/registry"
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/deliver"
@@ -26,11 +26,13 @@ import (
 
 // Server is a running hookrelay instance.
 type Server struct {
-	cfg     *config.Config
+	cfg     *config.Config // as started: server, admin, storage, tls never change
 	log     *slog.Logger
 	version string
-	sources map[string]*providers.Source
-	routes  *route.Table
+	rt      atomic.Pointer[runtime] // swapped whole by Reload
+	// reloadMu serialises reloads; load reads the file (tests inject one).
+	reloadMu sync.Mutex
+	load     func(path string) (*config.Config, error)
 
 	store   *store.Store
 	engine  *deliver.Engine
@@ -44,39 +46,25 @@ type Server struct {
 	adminCancel context.CancelFunc
 }
 
-// New validates what the config alone cannot (adapters) and returns a
-// server that is not yet started. version goes into the User-Agent of
-// deliveries.
-func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
-	sources, err := BuildSources(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Server{
-		cfg: cfg, log: log, version: version, sources: sources, routes: BuildRoutes(cfg),
-		addrs: map[string]string{}, errc: make(chan error, 4),
-	}, nil
+// runtime is what one config builds for requests and deliveries: the
+// sources with their adapters, the routes and the targets. It is never
+// changed once built; a reload builds a new one and swaps it in, so a
+// request that started on the old one finishes on it.
+type runtime struct {
+	cfg     *config.Config
+	sources map[string]*providers.Source
+	routes  *route.Table
+	targets []deliver.Target
+	ingest  *ingest.Routing
 }
 
-// BuildSources constructs one adapter per configured source.
-func BuildSources(cfg *config.Config) (map[string]*providers.Source, error) {
-	out := make(map[string]*providers.Source, len(cfg.Sources))
+// newRuntime assembles the runtime from a loaded config, whose pipeline has
+// already built the adapters and keys.
+func newRuntime(cfg *config.Config) *runtime {
+	rt := &runtime{cfg: cfg, sources: make(map[string]*providers.Source, len(cfg.Sources))}
 	for name, sc := range cfg.Sources {
-		ad, err := registry.New(sc.Provider, sc.Options())
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", name, err)
-		}
-		exprs, err := providers.ParseKeyExprs(sc.DedupeKey)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", name, err)
-		}
-		out[name] = &providers.Source{Name: name, Provider: sc.Provider, Adapter: ad, DedupeKey: exprs}
+		rt.sources[name] = sc.Source()
 	}
-	return out, nil
-}
-
-// BuildRoutes compiles the config's routes.
-func BuildRoutes(cfg *config.Config) *route.Table {
 	rules := make([]route.Rule, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		rules = append(rules, route.Rule{
@@ -84,11 +72,37 @@ func BuildRoutes(cfg *config.Config) *route.Table {
 			Events: r.Match.Events, Targets: r.Targets,
 		})
 	}
-	return route.New(rules)
+	rt.routes = route.New(rules)
+	rt.ingest = &ingest.Routing{Sources: rt.sources, Router: rt.routes}
+	for _, name := range cfg.TargetNames() {
+		rt.targets = append(rt.targets, targetOf(name, cfg.Targets[name]))
+	}
+	return rt
 }
 
-// OpenStore opens the configured store.
-func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+func targetOf(name string, t *config.Target) deliver.Target {
+	return deliver.Target{
+		Name: name, URL: t.URL, Timeout: t.Timeout.D(), Headers: t.Headers, SigningKey: t.SigningKey(),
+		MaxInFlight: t.MaxInFlight, MaxAttempts: t.Retry.MaxAttempts,
+		InitialBackoff: t.Retry.InitialBackoff.D(), MaxBackoff: t.Retry.MaxBackoff.D(),
+	}
+}
+
+// New returns a server for a loaded config that is not yet started.
+// version goes into the User-Agent of deliveries.
+func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
+	s := &Server{
+		cfg: cfg, log: log, version: version, load: config.Load,
+		addrs: map[string]string{}, errc: make(chan error, 4),
+	}
+	s.rt.Store(newRuntime(cfg))
+	return s, nil
+}
+
+func (s *Server) current() *runtime { return s.rt.Load() }
+
+// openStore opens the store cfg names.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
 	return store.Open(ctx, store.Options{
 		Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
 		DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log,
@@ -98,26 +112,23 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 // Start opens the store and binds every listener. It returns once the
 // server accepts requests; errors from listeners later arrive on Run.
 func (s *Server) Start(ctx context.Context) error {
-	st, err := OpenStore(ctx, s.cfg, s.log)
+	st, err := openStore(ctx, s.cfg, s.log)
 	if err != nil {
 		return err
 	}
 	s.store = st
-	targets, err := BuildTargets(s.cfg)
-	if err != nil {
-		s.closeAll(ctx)
-		return err
-	}
 	s.metrics = metrics.New(s.queueDepths)
-	s.engine = deliver.New(st, targets, deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version})
+	s.metrics.ConfigLoaded(time.Now())
+	s.engine = deliver.New(st, s.current().targets, deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version})
 	s.engine.Start(ctx)
 	h := &ingest.Handler{
-		Sources: s.sources, Store: st, Router: s.routes, MaxBody: s.cfg.Server.MaxBodyBytes,
-		Log: s.log, RedactHeaders: redactHeaders(s.cfg), Enqueue: s.engine.Enqueue, Metrics: s.metrics,
+		Routing: func() *ingest.Routing { return s.current().ingest },
+		Store:   st, MaxBody: s.cfg.Server.MaxBodyBytes,
+		Log: s.log, Enqueue: s.engine.Enqueue, Metrics: s.metrics,
 		InFlight: ingest.NewInFlight(s.cfg.Server.MaxInFlight),
 	}
 	if s.cfg.Admin.Listen != "" {
-		svc := &admin.Service{Store: st, Router: s.routes, Targets: s.cfg.TargetNames(), Notify: s.engine.Notify}
+		svc := &admin.Service{Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload}
 		if err := s.listenAdmin(admin.Handler(svc, s.metrics.Handler(), s.cfg.Admin.Token)); err != nil {
 			s.Shutdown(ctx)
 			return err
@@ -137,7 +148,7 @@ func (s *Server) queueDepths() map[string]int {
 	if st == nil {
 		return out
 	}
-	for _, t := range s.cfg.TargetNames() {
+	for _, t := range s.current().cfg.TargetNames() {
 		if n, err := st.QueueDepth(t); err == nil {
 			out[t] = n
 		}
@@ -162,20 +173,6 @@ func (s *Server) listenAdmin(h http.Handler) error {
 	}
 	s.serve("admin", ln, srv)
 	return nil
-}
-
-func redactHeaders(cfg *config.Config) map[string][]string {
-	out := map[string][]string{}
-	for name, sc := range cfg.Sources {
-		// The callback header's value is a shared secret; a generic hmac
-		// source's signature header may not say "signature" in its name.
-		for _, h := range []string{sc.Header, sc.SignatureHeader} {
-			if h != "" {
-				out[name] = append(out[name], http.CanonicalHeaderKey(h))
-			}
-		}
-	}
-	return out
 }
 
 // listen binds addr and serves h on it with the configured limits.
@@ -288,26 +285,4 @@ func (s *Server) closeAll(ctx context.Context) error {
 	err := s.store.Close(ctx)
 	s.store = nil
 	return err
-}
-
-// BuildTargets converts the config's targets for the delivery engine.
-func BuildTargets(cfg *config.Config) ([]deliver.Target, error) {
-	var out []deliver.Target
-	for _, name := range cfg.TargetNames() {
-		t := cfg.Targets[name]
-		var key []byte
-		if t.SigningSecret != "" {
-			k, err := config.SigningKey(t.SigningSecret)
-			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", name, err)
-			}
-			key = k
-		}
-		out = append(out, deliver.Target{
-			Name: name, URL: t.URL, Timeout: t.Timeout.D(), Headers: t.Headers, SigningKey: key,
-			MaxInFlight: t.MaxInFlight, MaxAttempts: t.Retry.MaxAttempts,
-			InitialBackoff: t.Retry.InitialBackoff.D(), MaxBackoff: t.Retry.MaxBackoff.D(),
-		})
-	}
-	return out, nil
 }

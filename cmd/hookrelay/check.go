@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/urfave/cli/v2"
@@ -22,6 +23,9 @@ func checkCommand() *cli.Command {
 				return err
 			}
 			printConfig(c.App.Writer, cfg)
+			for _, w := range cfg.SecretWarnings(time.Now()) {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+			}
 			return nil
 		},
 	}
@@ -34,8 +38,8 @@ func printConfig(out io.Writer, cfg *config.Config) {
 	for _, name := range cfg.SourceNames() {
 		s := cfg.Sources[name]
 		provider := s.Provider
-		if s.Scheme != "" {
-			provider += " (" + s.Scheme + ")"
+		if sch, ok := s.Source().Adapter.(interface{ Scheme() string }); ok {
+			provider += " (" + sch.Scheme() + ")"
 		}
 		dk := "default"
 		if len(s.DedupeKey) > 0 {

@@ -207,7 +207,7 @@ func TestCheckExample(t *testing.T) {
 			}
 			for _, s := range cfg.Sources {
 				for _, sec := range s.Secrets {
-					if strings.Contains(res.stdout, sec) {
+					if strings.Contains(res.stdout, sec.Value) {
 						t.Errorf("output shows a secret: %s", res.stdout)
 					}
 				}
@@ -448,7 +448,7 @@ sources:
 // cliSigner signs sketchpen webhooks with secret.
 func cliSigner(t testing.TB, secret string) providers.Adapter {
 	t.Helper()
-	a, err := registry.New("sketchpen", providers.Options{Secrets: []string{secret}})
+	a, err := registry.New("sketchpen", providers.Common{Secrets: []providers.Secret{{Value: secret}}})
 	if err != nil {
 		t.Fatal(err)
 	}

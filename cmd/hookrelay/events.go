@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
-	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
 	"github.com/urfave/cli/v2"
@@ -95,58 +93,10 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// backend is how the CLI reaches the events: the running server's admin
-// API, or the store opened directly.
-type backend struct {
-	api   admin.API
-	svc   *admin.Service // nil when talking to a running server
-	store *store.Store
-	cfg   *config.Config
-}
-
-// remote reports whether the backend is a running server's admin API.
-func (b *backend) remote() bool { return b.svc == nil }
-
-func (b *backend) Close() {
-	if b.store != nil {
-		_ = b.store.Close(context.Background())
-	}
-}
-
-// openBackend prefers the admin API of a running server (Badger allows one
-// process) and opens the store itself when no server answers.
-func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*backend, error) {
-	if cfg.Admin.Listen != "" {
-		cl := admin.NewClient(dialAddr(cfg.Admin.Listen), cfg.Admin.Token)
-		err := cl.Ping(ctx)
-		if err == nil {
-			return &backend{api: cl, cfg: cfg}, nil
-		}
-		if !errors.Is(err, admin.ErrNoServer) {
-			return nil, err
-		}
-	}
-	st, err := relay.OpenStore(ctx, cfg, log)
-	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			return nil, fmt.Errorf("%w (another process holds the store; is `hookrelay serve` running without its admin listener reachable?)", err)
-		}
-		return nil, err
-	}
-	svc := &admin.Service{Store: st, Router: relay.BuildRoutes(cfg), Targets: cfg.TargetNames()}
-	return &backend{api: svc, svc: svc, store: st, cfg: cfg}, nil
-}
-
-// dialAddr turns a listen address into one to connect to.
-func dialAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+// openEvents reaches cfg's events through the core (the running server's
+// admin API, else the store itself).
+func openEvents(c *cli.Context, cfg *config.Config, log *slog.Logger) (*relay.Events, error) {
+	return relay.OpenEvents(c.Context, cfg, log, versionString())
 }
 
 // cliLogger logs warnings and errors of the store to stderr.
@@ -166,15 +116,15 @@ func eventsList(c *cli.Context) error {
 	if c.Int("limit") < 1 {
 		return errors.New("--limit must be at least 1")
 	}
-	b, err := openBackend(c.Context, cfg, cliLogger(c))
+	b, err := openEvents(c, cfg, cliLogger(c))
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer b.Close(context.WithoutCancel(c.Context))
 	var events []store.EventView
 	cursor, left := c.String("cursor"), c.Int("limit")
 	for left > 0 {
-		page, err := b.api.List(c.Context, f, cursor, min(left, 1000))
+		page, err := b.List(c.Context, f, cursor, min(left, 1000))
 		if err != nil {
 			return err
 		}
@@ -234,12 +184,12 @@ func eventsShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(c.Context, cfg, cliLogger(c))
+	b, err := openEvents(c, cfg, cliLogger(c))
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	d, err := b.api.Get(c.Context, c.Args().First())
+	defer b.Close(context.WithoutCancel(c.Context))
+	d, err := b.Get(c.Context, c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -348,16 +298,18 @@ func replay(c *cli.Context) error {
 		return errors.New("replay needs a selector (--id, --source, --provider, --type, --status, --since, --until), or --all to replay every stored event")
 	}
 	log := cliLogger(c)
-	b, err := openBackend(c.Context, cfg, log)
+	b, err := openEvents(c, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	var rep *admin.ReplayReport
-	if b.remote() || req.DryRun {
-		rep, err = b.api.Replay(c.Context, req, nil)
-	} else {
-		rep, err = replayOffline(c.Context, b, req, log, progressPrinter(c.App.ErrWriter))
+	defer b.Close(context.WithoutCancel(c.Context))
+	var progress func(admin.Progress)
+	if !b.Remote && !req.DryRun {
+		progress = progressPrinter(c.App.ErrWriter)
+	}
+	rep, err := b.Replay(c.Context, req, progress)
+	if progress != nil {
+		progress(admin.Progress{Done: -1})
 	}
 	if err != nil {
 		return err
@@ -369,48 +321,12 @@ func replay(c *cli.Context) error {
 			return err
 		}
 	} else {
-		printReport(c.App.Writer, rep, b.remote())
+		printReport(c.App.Writer, rep, b.Remote)
 	}
 	if rep.Failed > 0 || rep.Pending > 0 {
 		return cli.Exit("", 1)
 	}
 	return nil
-}
-
-// replayOffline delivers in this process: it plans the replay, runs a
-// delivery engine restricted to the planned events, and stops it after the
-// first attempt of each (retries continue when serve next runs).
-func replayOffline(ctx context.Context, b *backend, req admin.ReplayRequest, log *slog.Logger, progress func(admin.Progress)) (*admin.ReplayReport, error) {
-	plan := req
-	plan.DryRun = true
-	planned, err := b.svc.Replay(ctx, plan, nil)
-	if err != nil {
-		return nil, err
-	}
-	if len(planned.Items) == 0 {
-		return planned, nil
-	}
-	ids := map[string]bool{}
-	for _, it := range planned.Items {
-		ids[it.EventID] = true
-	}
-	targets, err := relay.BuildTargets(b.cfg)
-	if err != nil {
-		return nil, err
-	}
-	engine := deliver.New(b.store, targets, deliver.Options{Log: log, UserAgent: "hookrelay/" + versionString(), Only: func(id string) bool { return ids[id] }})
-	engine.Start(ctx)
-	b.svc.Notify = engine.Notify
-	rep, err := b.svc.Replay(ctx, req, progress)
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if serr := engine.Stop(sctx); serr != nil && err == nil {
-		err = serr
-	}
-	if progress != nil {
-		progress(admin.Progress{Done: -1})
-	}
-	return rep, err
 }
 
 // progressPrinter draws a progress bar on a terminal; elsewhere nothing.

@@ -503,7 +503,9 @@ func TestEventsOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := relay.OpenStore(context.Background(), cfg, nil)
+	st, err := store.Open(context.Background(), store.Options{
+		Path: cfg.Storage.Path, Retention: cfg.Storage.Retention.D(), DedupeWindow: cfg.Dedupe.Window.D(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,7 +671,7 @@ func TestDialAddr(t *testing.T) {
 		{"not an address", "not an address"},
 	}
 	for _, tt := range tests {
-		if got := dialAddr(tt.listen); got != tt.want {
+		if got := relay.DialAddr(tt.listen); got != tt.want {
 			t.Errorf("dialAddr(%q) = %q, want %q", tt.listen, got, tt.want)
 		}
 	}

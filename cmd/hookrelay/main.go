@@ -50,6 +50,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			checkCommand(),
+			reloadCommand(),
 			eventsCommand(),
 			replayCommand(),
 			sendCommand(),

@@ -83,22 +83,37 @@ func send(c *cli.Context) error {
 	}
 	url := c.Args().First()
 	provider := c.String("provider")
-	opts := providers.Options{
-		Secrets: []string{c.String("secret")}, Scheme: c.String("scheme"), Header: c.String("header"),
-		SignatureHeader: c.String("signature-header"), Prefix: c.String("prefix"), Encoding: c.String("encoding"),
-		Template: c.String("template"), TimestampHeader: c.String("timestamp-header"),
+	spec, err := registry.Lookup(provider)
+	if err != nil {
+		return fmt.Errorf("--provider: %w", err)
 	}
-	if opts.Scheme == "callback-header" {
+	common := providers.Common{Secrets: []providers.Secret{{Value: c.String("secret")}}}
+	opts := spec.NewOptions()
+	// Flags named like a provider's own keys set them (--scheme, --header,
+	// --signature-header, ...); the others are not this provider's.
+	for _, key := range providers.OptionKeys(opts) {
+		flag := strings.ReplaceAll(key, "_", "-")
+		if key == "value" || !c.IsSet(flag) {
+			continue
+		}
+		if err := providers.SetOption(opts, key, c.String(flag)); err != nil {
+			return fmt.Errorf("--%s: %w", flag, err)
+		}
+	}
+	if c.String("scheme") == "callback-header" {
 		// The callback scheme sends a configured header value, not a signature.
-		opts.Secrets, opts.Value = nil, c.String("secret")
+		common.Secrets = nil
+		if err := providers.SetOption(opts, "value", c.String("secret")); err != nil {
+			return err
+		}
 	}
-	ad, err := registry.New(provider, opts)
+	ad, err := opts.New(common)
 	if err != nil {
 		return err
 	}
 	event := c.String("event")
 	if event == "" {
-		event = defaultEvent[provider]
+		event = spec.Events[0]
 	}
 	var custom []byte
 	if d := c.String("data"); d != "" {
@@ -149,7 +164,7 @@ func send(c *cli.Context) error {
 		go func() {
 			defer wg.Done()
 			for n := range jobs {
-				r := sendOne(ctx, client, url, ad, provider, event, run, n, size, custom)
+				r := sendOne(ctx, client, url, ad, spec, event, run, n, size, custom)
 				if r.outcome != "accepted" && r.outcome != "duplicate" {
 					failed.Add(1)
 				}
@@ -220,7 +235,7 @@ func pace(ctx context.Context, jobs chan<- int, count int, rate float64) {
 	}
 }
 
-func sendOne(ctx context.Context, client *http.Client, url string, ad providers.Adapter, provider, event, run string, n, size int, custom []byte) sendResult {
+func sendOne(ctx context.Context, client *http.Client, url string, ad providers.Adapter, provider *providers.Spec, event, run string, n, size int, custom []byte) sendResult {
 	body, h, err := sample(ad, provider, event, run, n, size, custom, time.Now())
 	if err != nil {
 		return sendResult{outcome: "error", err: "build request: " + err.Error()}

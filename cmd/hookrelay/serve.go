@@ -27,9 +27,17 @@ func serveCommand() *cli.Command {
 			}
 			ctx, cancel := context.WithCancel(c.Context)
 			defer cancel()
-			// SIGHUP reloads a certificate from files (tls.cert_file), and
-			// must not kill the process otherwise.
-			signal.Ignore(syscall.SIGHUP)
+			// SIGHUP reloads the config (and, with tls.cert_file, the
+			// certificate: the TLS edge listens for it too).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					log.Info("SIGHUP: reloading the config", "file", cfg.File)
+					_ = srv.Reload(ctx) // logs and counts its outcome
+				}
+			}()
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sigs)

@@ -108,7 +108,7 @@ func compactJSON(b []byte) []byte {
 func sink(c *cli.Context) error {
 	h := &sinkHandler{json: c.Bool("json"), status: c.Int("status"), out: bufio.NewWriterSize(c.App.Writer, 64<<10), errOut: c.App.ErrWriter}
 	if sec := c.String("secret"); sec != "" {
-		v, err := standardwebhooks.New(providers.Options{Secrets: []string{sec}, Tolerance: 5 * time.Minute})
+		v, err := standardwebhooks.New(providers.Common{Secrets: []providers.Secret{{Value: sec}}, Tolerance: 5 * time.Minute})
 		if err != nil {
 			return fmt.Errorf("--secret: %w", err)
 		}

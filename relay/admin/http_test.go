@@ -21,9 +21,10 @@ import (
 // fakeAPI is an admin.API whose methods are function fields; nil fields
 // answer with empty results.
 type fakeAPI struct {
-	list   func(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error)
-	get    func(ctx context.Context, id string) (*admin.EventDetail, error)
-	replay func(ctx context.Context, req admin.ReplayRequest) (*admin.ReplayReport, error)
+	list      func(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error)
+	get       func(ctx context.Context, id string) (*admin.EventDetail, error)
+	replay    func(ctx context.Context, req admin.ReplayRequest) (*admin.ReplayReport, error)
+	reloadErr error
 }
 
 var _ admin.API = (*fakeAPI)(nil)
@@ -41,6 +42,8 @@ func (f *fakeAPI) Get(ctx context.Context, id string) (*admin.EventDetail, error
 	}
 	return f.get(ctx, id)
 }
+
+func (f *fakeAPI) Reload(ctx context.Context) error { return f.reloadErr }
 
 func (f *fakeAPI) Replay(ctx context.Context, req admin.ReplayRequest, _ func(admin.Progress)) (*admin.ReplayReport, error) {
 	if f.replay == nil {

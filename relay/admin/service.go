@@ -24,12 +24,26 @@ type Router interface {
 
 // Service answers inspection and replay requests against an open store.
 type Service struct {
-	Store   *store.Store
-	Router  Router
-	Targets []string                // configured target names
+	Store *store.Store
+	// Routing returns the routes and the configured target names in force
+	// (a reload changes them).
+	Routing func() (Router, []string)
 	Notify  func(targets ...string) // wakes the delivery engine
+	// Reloader, optional, re-reads the server's config (POST /api/reload).
+	Reloader func(ctx context.Context) error
 	// Poll is how often Replay checks progress (default 50ms).
 	Poll time.Duration
+}
+
+// ErrNoReload is returned by Reload where there is no server to reload.
+var ErrNoReload = errors.New("no running server to reload")
+
+// Reload re-reads the server's config file (see Reloader).
+func (s *Service) Reload(ctx context.Context) error {
+	if s.Reloader == nil {
+		return ErrNoReload
+	}
+	return s.Reloader(ctx)
 }
 
 // Page is one page of events.
@@ -125,13 +139,14 @@ func (s *Service) Get(ctx context.Context, id string) (*EventDetail, error) {
 // header) and waits for the first attempt of each. With DryRun it only
 // reports what it would send.
 func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error) {
-	if req.Target != "" && !slices.Contains(s.Targets, req.Target) {
+	router, targets := s.Routing()
+	if req.Target != "" && !slices.Contains(targets, req.Target) {
 		return nil, fmt.Errorf("unknown target %q", req.Target)
 	}
 	rep := &ReplayReport{DryRun: req.DryRun, Items: []ReplayItem{}}
 	err := s.Store.Each(ctx, req.Filter, func(v *store.EventView) bool {
 		rep.Matched++
-		for _, t := range s.replayTargets(v, req) {
+		for _, t := range replayTargets(v, req, router, targets) {
 			rep.Items = append(rep.Items, ReplayItem{EventID: v.ID, Target: t, Outcome: ReplayPlanned})
 		}
 		return true
@@ -166,7 +181,7 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 // target; else its deliveries (only those in the requested status, when a
 // delivery status is asked for); else, for an unrouted event, the targets
 // today's routes select.
-func (s *Service) replayTargets(v *store.EventView, req ReplayRequest) []string {
+func replayTargets(v *store.EventView, req ReplayRequest, router Router, targets []string) []string {
 	if req.Target != "" {
 		return []string{req.Target}
 	}
@@ -177,9 +192,9 @@ func (s *Service) replayTargets(v *store.EventView, req ReplayRequest) []string 
 			out = append(out, d.Target)
 		}
 	}
-	if len(v.Deliveries) == 0 && s.Router != nil {
-		for _, t := range s.Router.Targets(v.Source, v.Provider, v.Type) {
-			if slices.Contains(s.Targets, t) {
+	if len(v.Deliveries) == 0 && router != nil {
+		for _, t := range router.Targets(v.Source, v.Provider, v.Type) {
+			if slices.Contains(targets, t) {
 				out = append(out, t)
 			}
 		}

@@ -89,13 +89,13 @@ func newReplayEnv(t *testing.T) *replayEnv {
 			t.Errorf("store.Close: %v", err)
 		}
 	})
+	routes := route.New([]route.Rule{
+		{Name: "videos", Events: []string{"video.*"}, Targets: []string{"media"}},
+		{Name: "renders", Events: []string{"render.*"}, Targets: []string{"archive"}},
+	})
 	env.svc = &admin.Service{
-		Store: st,
-		Router: route.New([]route.Rule{
-			{Name: "videos", Events: []string{"video.*"}, Targets: []string{"media"}},
-			{Name: "renders", Events: []string{"render.*"}, Targets: []string{"archive"}},
-		}),
-		Targets: []string{"archive", "media"},
+		Store:   st,
+		Routing: func() (admin.Router, []string) { return routes, []string{"archive", "media"} },
 		Notify:  engine.Notify,
 		Poll:    5 * time.Millisecond,
 	}
@@ -307,7 +307,8 @@ func TestServiceReplay(t *testing.T) {
 		// A service whose engine is not told: the delivery stays queued.
 		quiet := *env.svc
 		quiet.Notify = nil
-		quiet.Targets = append(slices.Clone(quiet.Targets), "offline")
+		router, targets := quiet.Routing()
+		quiet.Routing = func() (admin.Router, []string) { return router, append(slices.Clone(targets), "offline") }
 		rep, err := quiet.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{IDs: []string{done}}, Target: "offline", Wait: 50 * time.Millisecond}, nil)
 		if err != nil {
 			t.Fatal(err)

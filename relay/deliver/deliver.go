@@ -22,9 +22,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hookrelay/hookrelay/providers/standardwebhooks"
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // Store is the part of the event store the delivery engine needs.
@@ -75,9 +75,12 @@ type Options struct {
 
 // Engine runs the dispatchers of all targets.
 type Engine struct {
-	store       Store
-	opts        Options
+	store Store
+	opts  Options
+
+	mu          sync.RWMutex // guards dispatchers, ctx; Apply replaces them
 	dispatchers map[string]*dispatcher
+	ctx         context.Context // of the running engine; nil before Start
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 }
@@ -105,19 +108,36 @@ func New(st Store, targets []Target, opts Options) *Engine {
 
 // Start runs every dispatcher until Stop.
 func (e *Engine) Start(ctx context.Context) {
-	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, d := range e.dispatchers {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			d.run(ctx)
-		}()
+		e.launch(d, nil)
 	}
+}
+
+// launch runs d once after (if not nil) is closed. e.mu must be held.
+func (e *Engine) launch(d *dispatcher, after <-chan struct{}) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(d.finished)
+		if after != nil {
+			select {
+			case <-after:
+			case <-d.stopping:
+				return
+			}
+		}
+		d.run(e.ctx)
+	}()
 }
 
 // Notify tells the dispatchers of targets to look in the store: deliveries
 // were queued there by someone else (a replay, a restart).
 func (e *Engine) Notify(targets ...string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	for _, t := range targets {
 		if d, ok := e.dispatchers[t]; ok {
 			d.purge.Store(true)
@@ -131,6 +151,8 @@ func (e *Engine) Notify(targets ...string) {
 // due, to the dispatchers of targets without a store scan. If a
 // dispatcher's memory is full it falls back to scanning the store.
 func (e *Engine) Enqueue(id string, due time.Time, targets ...string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	for _, t := range targets {
 		d, ok := e.dispatchers[t]
 		if !ok {
@@ -149,12 +171,15 @@ func (e *Engine) Enqueue(id string, due time.Time, targets ...string) {
 // finish and be recorded; any still running then are abandoned and stay
 // queued (they are retried after a restart: at-least-once).
 func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
 	if e.cancel == nil {
+		e.mu.Unlock()
 		return nil
 	}
 	for _, d := range e.dispatchers {
-		d.stopOnce.Do(func() { close(d.stopping) })
+		d.stop()
 	}
+	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -170,7 +195,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 type dispatcher struct {
 	e        *Engine
-	t        Target
+	cfg      Target // as configured (Apply compares it)
+	t        Target // cfg with MaxInFlight at least 1
 	client   *http.Client
 	wake     chan struct{}
 	fresh    chan store.Due // committed deliveries handed over by ingest
@@ -180,7 +206,8 @@ type dispatcher struct {
 	done     chan completion
 	stopping chan struct{}
 	stopOnce sync.Once
-	capacity int // deliveries held in memory (ready, scheduled, in flight)
+	finished chan struct{} // closed when run and its workers have returned
+	capacity int           // deliveries held in memory (ready, scheduled, in flight)
 	policy   delivery.Policy
 }
 
@@ -192,6 +219,7 @@ type completion struct {
 }
 
 func newDispatcher(e *Engine, t Target) *dispatcher {
+	cfg := t
 	if t.MaxInFlight <= 0 {
 		t.MaxInFlight = 1
 	}
@@ -211,7 +239,7 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 		capacity = max(e.opts.Memory, 2*t.MaxInFlight)
 	}
 	d := &dispatcher{
-		e: e, t: t,
+		e: e, cfg: cfg, t: t,
 		client: &http.Client{
 			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -221,6 +249,7 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 		work:     make(chan store.Due, t.MaxInFlight),
 		done:     make(chan completion, t.MaxInFlight),
 		stopping: make(chan struct{}),
+		finished: make(chan struct{}),
 		capacity: capacity,
 		policy:   delivery.Policy{MaxAttempts: t.MaxAttempts},
 	}
@@ -623,7 +652,7 @@ func SignRequest(h http.Header, key []byte, id string, now time.Time, body []byt
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set("webhook-id", id)
 	h.Set("webhook-timestamp", ts)
-	h.Set("webhook-signature", standardwebhooks.Signature(key, id, ts, body))
+	h.Set("webhook-signature", verify.StandardSignature(key, id, ts, body))
 }
 
 // attemptError describes a failed request without the URL (which may carry

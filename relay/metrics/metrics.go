@@ -19,6 +19,8 @@ type Metrics struct {
 	ingestDur   *prometheus.HistogramVec
 	deliveries  *prometheus.CounterVec
 	deliveryDur *prometheus.HistogramVec
+	reloads     *prometheus.CounterVec
+	lastReload  prometheus.Gauge
 }
 
 // New registers hookrelay's metrics, Go runtime and process collectors, and
@@ -44,8 +46,16 @@ func New(depth func() map[string]int) *Metrics {
 			Help:    "Latency of delivery attempts, by target.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"target"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookrelay_config_reloads_total",
+			Help: "Config reloads, by result (success, invalid, needs_restart, error).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookrelay_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last config load that took effect (the start, or a reload).",
+		}),
 	}
-	m.reg.MustRegister(m.received, m.ingestDur, m.deliveries, m.deliveryDur,
+	m.reg.MustRegister(m.received, m.ingestDur, m.deliveries, m.deliveryDur, m.reloads, m.lastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if depth != nil {
 		m.reg.MustRegister(&depthCollector{
@@ -55,6 +65,12 @@ func New(depth func() map[string]int) *Metrics {
 	}
 	return m
 }
+
+// ConfigLoaded records a config load that took effect at t.
+func (m *Metrics) ConfigLoaded(t time.Time) { m.lastReload.Set(float64(t.UnixNano()) / 1e9) }
+
+// Reloaded counts one reload attempt by result.
+func (m *Metrics) Reloaded(result string) { m.reloads.WithLabelValues(result).Inc() }
 
 // Received counts one webhook (ingest.Metrics).
 func (m *Metrics) Received(source, outcome string, d time.Duration) {

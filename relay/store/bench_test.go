@@ -98,7 +98,7 @@ func BenchmarkIngest(b *testing.B) {
 
 		b.Run("verify+store/"+name, func(b *testing.B) {
 			st := benchOpen(b, sync)
-			ad, err := registry.New("sketchpen", providers.Options{Secrets: []string{"whsec_bench_secret"}})
+			ad, err := registry.New("sketchpen", providers.Common{Secrets: []providers.Secret{{Value: "whsec_bench_secret"}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -61,11 +61,15 @@ type Options struct {
 	DedupeWindow time.Duration
 	CacheSize    int
 	Logger       *slog.Logger
+	// MustExist makes Open fail with ErrNoStore instead of creating a
+	// store (the CLI reads stores, never makes them).
+	MustExist bool
 }
 
 // Store is the Badger-backed event store. It is safe for concurrent use.
 type Store struct {
 	db        *badger.DB
+	lock      *os.File // held while open (see lockDir)
 	dedupe    *dedupe.Index
 	ids       idGen
 	retention time.Duration
@@ -96,8 +100,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.MustExist && !hasStore(opts.Path) {
+		return nil, fmt.Errorf("%w at %s", ErrNoStore, opts.Path)
+	}
 	if err := os.MkdirAll(opts.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	lock, err := lockDir(opts.Path)
+	if err != nil {
+		return nil, err
 	}
 	bo := badger.DefaultOptions(opts.Path).
 		WithSyncWrites(opts.Sync).
@@ -117,9 +128,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	bo.TableSizeMultiplier = 1
 	db, err := badger.Open(bo)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, dedupe: ix, retention: opts.Retention, log: opts.Logger,
+	s := &Store{db: db, lock: lock, dedupe: ix, retention: opts.Retention, log: opts.Logger,
 		ingestCh: make(chan *ingestReq, maxBatchEvents), loopDone: make(chan struct{}), stop: make(chan struct{})}
 	s.wg.Add(2)
 	go s.gcLoop()
@@ -138,6 +150,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.closed = true
 		s.closeMu.Unlock()
 		err = s.db.Close()
+		s.lock.Close() // releases the lock
 	})
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)

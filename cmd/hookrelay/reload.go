@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/relay/admin"
+	"github.com/urfave/cli/v2"
+)
+
+func reloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reload",
+		Usage: "ask the running server to re-read its config file",
+		Description: "Asks the server behind admin.listen (with admin.token) to re-read the config file it was\n" +
+			"started with, as SIGHUP does. Sources, secrets, targets and routes change without a restart;\n" +
+			"a change to server, admin, storage, tls, dedupe or log is refused (\"needs a restart: KEY\"), and\n" +
+			"an invalid file is refused with its error: in both cases the running config stays.\n\n" +
+			"Exit codes: 0 reloaded, 1 refused or no server answering.",
+		Flags: []cli.Flag{configFlag()},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			if cfg.Admin.Listen == "" {
+				return errors.New("admin.listen is empty: reload needs the admin API (or send SIGHUP to the server)")
+			}
+			cl := admin.NewClient(relay.DialAddr(cfg.Admin.Listen), cfg.Admin.Token)
+			if err := cl.Reload(c.Context); err != nil {
+				return fmt.Errorf("reload refused: %w", err)
+			}
+			fmt.Fprintf(c.App.Writer, "reloaded %s\n", cfg.File)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,115 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/admin"
+	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/store"
+)
+
+// Events is how the CLI reaches the stored events of a config: the running
+// server's admin API when one answers at admin.listen, otherwise the store
+// opened directly (Badger allows one process per directory). Offline, a
+// Replay delivers in this process.
+type Events struct {
+	admin.API
+	// Remote reports whether the API is a running server's.
+	Remote bool
+
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+	store   *store.Store
+	svc     *admin.Service
+}
+
+// OpenEvents opens the way to cfg's events. It never creates a store: with
+// no server answering and no store at storage.path it fails with an error
+// wrapping store.ErrNoStore; a store held by a process whose admin API did
+// not answer is an error wrapping store.ErrLocked. It needs no source
+// secrets beyond what loading cfg needed.
+func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) (*Events, error) {
+	if cfg.Admin.Listen != "" {
+		cl := admin.NewClient(DialAddr(cfg.Admin.Listen), cfg.Admin.Token)
+		err := cl.Ping(ctx)
+		if err == nil {
+			return &Events{API: cl, Remote: true, cfg: cfg}, nil
+		}
+		if !errors.Is(err, admin.ErrNoServer) {
+			return nil, err
+		}
+	}
+	st, err := store.Open(ctx, store.Options{
+		Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
+		DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: true,
+	})
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return nil, fmt.Errorf("%w; its admin API (admin.listen %q) did not answer, so the events cannot be read now", err, cfg.Admin.Listen)
+	case err != nil:
+		return nil, err
+	}
+	rt := newRuntime(cfg)
+	svc := &admin.Service{Store: st, Routing: func() (admin.Router, []string) { return rt.routes, cfg.TargetNames() }}
+	return &Events{API: svc, cfg: cfg, log: log, version: version, store: st, svc: svc}, nil
+}
+
+// Close closes the store if Events opened it.
+func (e *Events) Close(ctx context.Context) error {
+	if e.store == nil {
+		return nil
+	}
+	return e.store.Close(ctx)
+}
+
+// Replay replays through the running server, or, offline, plans the
+// replay, runs a delivery engine restricted to the planned events and
+// stops it after the first attempt of each (retries continue when serve
+// next runs).
+func (e *Events) Replay(ctx context.Context, req admin.ReplayRequest, progress func(admin.Progress)) (*admin.ReplayReport, error) {
+	if e.Remote {
+		return e.API.Replay(ctx, req, progress)
+	}
+	plan := req
+	plan.DryRun = true
+	planned, err := e.svc.Replay(ctx, plan, nil)
+	if err != nil || req.DryRun || len(planned.Items) == 0 {
+		return planned, err
+	}
+	ids := map[string]bool{}
+	for _, it := range planned.Items {
+		ids[it.EventID] = true
+	}
+	engine := deliver.New(e.store, newRuntime(e.cfg).targets, deliver.Options{
+		Log: e.log, UserAgent: "hookrelay/" + e.version, Only: func(id string) bool { return ids[id] },
+	})
+	engine.Start(ctx)
+	e.svc.Notify = engine.Notify
+	rep, err := e.svc.Replay(ctx, req, progress)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if serr := engine.Stop(sctx); serr != nil && err == nil {
+		err = serr
+	}
+	return rep, err
+}
+
+// DialAddr turns a listen address into one to connect to: an unspecified
+// host becomes 127.0.0.1.
+func DialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
