@@ -18,7 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/delivery"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // The admin tests run a server with a token-protected admin listener and
@@ -228,7 +228,7 @@ func TestAdminListFilters(t *testing.T) {
 	ctx := context.Background()
 	cl := admin.NewClient(ts.Addr("admin"), admToken)
 	waitFor(t, 20*time.Second, "deliveries to finish", func() bool {
-		p, err := cl.List(ctx, store.Filter{Status: delivery.EventPending}, "", 10)
+		p, err := cl.List(ctx, storage.Filter{Status: delivery.EventPending}, "", 10)
 		return err == nil && len(p.Events) == 0
 	})
 
@@ -243,20 +243,20 @@ func TestAdminListFilters(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		f    store.Filter
+		f    storage.Filter
 		want []string
 	}{
-		{"all", store.Filter{}, pick(func(sent) bool { return true })},
-		{"source", store.Filter{Source: "vp"}, pick(func(s sent) bool { return s.source == "vp" })},
-		{"provider", store.Filter{Provider: "sketchpen"}, pick(func(s sent) bool { return s.source == "sp" })},
-		{"type glob", store.Filter{Type: "video.*"}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
-		{"status dead", store.Filter{Status: delivery.EventDead}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "render.") })},
-		{"status unrouted", store.Filter{Status: delivery.EventUnrouted}, pick(func(s sent) bool { return s.typ == "thumbnail.ready" })},
-		{"status delivered", store.Filter{Status: delivery.EventDelivered}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
-		{"source and type", store.Filter{Source: "sp", Type: "video.*"}, pick(func(s sent) bool { return s.source == "sp" && strings.HasPrefix(s.typ, "video.") })},
-		{"since the future", store.Filter{Since: time.Now().Add(time.Hour)}, nil},
-		{"until the past", store.Filter{Until: time.Now().Add(-time.Hour)}, nil},
-		{"ids", store.Filter{IDs: []string{all[4].id, all[1].id}}, []string{all[4].id, all[1].id}},
+		{"all", storage.Filter{}, pick(func(sent) bool { return true })},
+		{"source", storage.Filter{Source: "vp"}, pick(func(s sent) bool { return s.source == "vp" })},
+		{"provider", storage.Filter{Provider: "sketchpen"}, pick(func(s sent) bool { return s.source == "sp" })},
+		{"type glob", storage.Filter{Type: "video.*"}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
+		{"status dead", storage.Filter{Status: delivery.EventDead}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "render.") })},
+		{"status unrouted", storage.Filter{Status: delivery.EventUnrouted}, pick(func(s sent) bool { return s.typ == "thumbnail.ready" })},
+		{"status delivered", storage.Filter{Status: delivery.EventDelivered}, pick(func(s sent) bool { return strings.HasPrefix(s.typ, "video.") })},
+		{"source and type", storage.Filter{Source: "sp", Type: "video.*"}, pick(func(s sent) bool { return s.source == "sp" && strings.HasPrefix(s.typ, "video.") })},
+		{"since the future", storage.Filter{Since: time.Now().Add(time.Hour)}, nil},
+		{"until the past", storage.Filter{Until: time.Now().Add(-time.Hour)}, nil},
+		{"ids", storage.Filter{IDs: []string{all[4].id, all[1].id}}, []string{all[4].id, all[1].id}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,7 +284,7 @@ func TestAdminListFilters(t *testing.T) {
 	}
 }
 
-func viewIDsOf(vs []store.EventView) []string {
+func viewIDsOf(vs []storage.EventView) []string {
 	var out []string
 	for _, v := range vs {
 		out = append(out, v.ID)

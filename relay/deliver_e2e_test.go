@@ -19,7 +19,7 @@ import (
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/hookrelay/hookrelay/relay/delivery"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -135,7 +135,7 @@ func dlVideopilot(t *testing.T, ts *testServer, source, event string) string {
 }
 
 // dlView returns the stored event id with its deliveries.
-func dlView(t *testing.T, ts *testServer, id string) *store.EventView {
+func dlView(t *testing.T, ts *testServer, id string) *storage.EventView {
 	t.Helper()
 	v, _, err := ts.Store().Get(context.Background(), id)
 	if err != nil {
@@ -237,7 +237,7 @@ routes:
 		}
 	}
 	for _, id := range []string{e1, e2, e3, e4, e5} {
-		var v *store.EventView
+		var v *storage.EventView
 		waitFor(t, 20*time.Second, "event "+id+" delivered", func() bool {
 			v = dlView(t, ts, id)
 			return v.Status != delivery.EventPending
@@ -281,7 +281,7 @@ routes:
 		t.Errorf("unrouted event stored as type %q with %d body bytes", v.Type, len(raw))
 	}
 	for name := range targets {
-		if n, err := ts.Store().QueueDepth(name); err != nil || n != 0 {
+		if n, err := ts.Store().QueueDepth(context.Background(), name); err != nil || n != 0 {
 			t.Errorf("queue of %s holds %d entries (%v), want 0", name, n, err)
 		}
 	}
@@ -366,7 +366,7 @@ func TestDeliverPermanentFailure(t *testing.T) {
 	if v := dlView(t, ts, id); v.Status != delivery.EventDead {
 		t.Errorf("event status %s, want dead", v.Status)
 	}
-	if n, err := ts.Store().QueueDepth("t"); err != nil || n != 0 {
+	if n, err := ts.Store().QueueDepth(context.Background(), "t"); err != nil || n != 0 {
 		t.Errorf("queue holds %d entries (%v) after a dead delivery, want 0", n, err)
 	}
 	if got := len(tg.requests()); got != 1 {
@@ -411,7 +411,7 @@ func TestDeliverMaxAttempts(t *testing.T) {
 	if got, want := dlCodes(d.Attempts), []int{503, 503, 503}; d.Status != delivery.Dead || !slices.Equal(got, want) {
 		t.Errorf("delivery %s with attempts %v, want dead with %v", d.Status, got, want)
 	}
-	if n, err := ts.Store().QueueDepth("t"); err != nil || n != 0 {
+	if n, err := ts.Store().QueueDepth(context.Background(), "t"); err != nil || n != 0 {
 		t.Errorf("queue holds %d entries (%v) after a dead delivery, want 0", n, err)
 	}
 	if got := len(tg.requests()); got != 3 {

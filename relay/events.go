@@ -11,6 +11,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -32,8 +33,8 @@ type Events struct {
 
 // OpenEvents opens the way to cfg's events. It never creates a store: with
 // no server answering and no store at storage.path it fails with an error
-// wrapping store.ErrNoStore; a store held by a process whose admin API did
-// not answer is an error wrapping store.ErrLocked. It needs no source
+// wrapping storage.ErrNoStore; a store held by a process whose admin API did
+// not answer is an error wrapping storage.ErrLocked. It needs no source
 // secrets beyond what loading cfg needed.
 func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) (*Events, error) {
 	if cfg.Admin.Listen != "" {
@@ -51,7 +52,7 @@ func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, versi
 		DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: true,
 	})
 	switch {
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, storage.ErrLocked):
 		return nil, fmt.Errorf("%w; its admin API (admin.listen %q) did not answer, so the events cannot be read now", err, cfg.Admin.Listen)
 	case err != nil:
 		return nil, err

@@ -355,7 +355,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 				t.Errorf("round %d reused id %s", round, accepted[0])
 			}
 			seen[accepted[0]] = true
-			if _, raw, _, err := ts.Store().LoadDelivery(accepted[0], "none"); err != nil || !bytes.Equal(raw, b) {
+			if _, raw, _, err := ts.Store().LoadDelivery(context.Background(), accepted[0], "none"); err != nil || !bytes.Equal(raw, b) {
 				t.Errorf("stored body = %q, %v; want the delivery", raw, err)
 			}
 		})
@@ -375,7 +375,7 @@ func TestStoredEvent(t *testing.T) {
 	id := wantAccepted(t, post(t, ts.URL+"/webhooks/sp", h, b))
 	after := time.Now().UTC()
 
-	ev, raw, _, err := ts.Store().LoadDelivery(id, "none")
+	ev, raw, _, err := ts.Store().LoadDelivery(context.Background(), id, "none")
 	if err != nil {
 		t.Fatalf("LoadDelivery(%s): %v", id, err)
 	}

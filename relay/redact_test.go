@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ sources:
 		{genID, "Authorization", "not-for-storage"},
 		{cbID, "X-Callback-Token", callbackValue},
 	} {
-		ev, _, _, err := ts.Store().LoadDelivery(tc.id, "none")
+		ev, _, _, err := ts.Store().LoadDelivery(context.Background(), tc.id, "none")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -149,7 +149,7 @@ func (s *Server) queueDepths() map[string]int {
 		return out
 	}
 	for _, t := range s.current().cfg.TargetNames() {
-		if n, err := st.QueueDepth(t); err == nil {
+		if n, err := st.QueueDepth(context.Background(), t); err == nil {
 			out[t] = n
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/delivery"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -58,8 +58,8 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-func filterFromFlags(c *cli.Context, now time.Time) (store.Filter, error) {
-	f := store.Filter{Source: c.String("source"), Provider: c.String("provider"), Type: c.String("type")}
+func filterFromFlags(c *cli.Context, now time.Time) (storage.Filter, error) {
+	f := storage.Filter{Source: c.String("source"), Provider: c.String("provider"), Type: c.String("type")}
 	var err error
 	if f.Status, err = delivery.ParseEventStatus(c.String("status")); err != nil {
 		return f, fmt.Errorf("--status: %w", err)
@@ -121,7 +121,7 @@ func eventsList(c *cli.Context) error {
 		return err
 	}
 	defer b.Close(context.WithoutCancel(c.Context))
-	var events []store.EventView
+	var events []storage.EventView
 	cursor, left := c.String("cursor"), c.Int("limit")
 	for left > 0 {
 		page, err := b.List(c.Context, f, cursor, min(left, 1000))

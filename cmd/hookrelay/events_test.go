@@ -22,6 +22,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -524,7 +525,7 @@ func TestEventsOffline(t *testing.T) {
 		{typ: "render.failed", ago: 1},
 	} {
 		at := now.Add(-time.Duration(s.ago) * time.Hour)
-		res, err := st.Ingest(context.Background(), &store.Event{
+		res, err := st.Ingest(context.Background(), &storage.Event{
 			Source: "sp", Provider: "sketchpen", Type: s.typ, Subject: fmt.Sprintf("v%d", i), Time: at, ReceivedAt: at,
 			DedupeKey: strconv.Itoa(i), Headers: map[string]string{"X-Sketchpen-Signature": "[redacted]"},
 		}, []byte(fmt.Sprintf(`{"event":%q,"n":%d}`, s.typ, i)))
@@ -572,7 +573,7 @@ func TestEventsOffline(t *testing.T) {
 			var got []string
 			dec := json.NewDecoder(strings.NewReader(stdout))
 			for dec.More() {
-				var v store.EventView
+				var v storage.EventView
 				if err := dec.Decode(&v); err != nil {
 					t.Fatal(err)
 				}

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // ErrNoServer means nothing listens on the admin address.
@@ -43,7 +43,7 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // List implements API.
-func (c *Client) List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error) {
+func (c *Client) List(ctx context.Context, f storage.Filter, cursor string, limit int) (*Page, error) {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
@@ -153,7 +153,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		var err error = &RemoteError{Status: resp.StatusCode, Msg: e.Error}
 		if resp.StatusCode == http.StatusNotFound {
-			err = fmt.Errorf("%w: %s", store.ErrNotFound, e.Error)
+			err = fmt.Errorf("%w: %s", storage.ErrNotFound, e.Error)
 		}
 		return err
 	}

@@ -14,12 +14,12 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/httpx"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // API is the part of Service the HTTP API serves; Client implements it too.
 type API interface {
-	List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error)
+	List(ctx context.Context, f storage.Filter, cursor string, limit int) (*Page, error)
 	Get(ctx context.Context, id string) (*EventDetail, error)
 	Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error)
 	// Reload asks the running server to re-read its config file.
@@ -152,14 +152,14 @@ func requireToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-func filterFromQuery(q map[string][]string) (store.Filter, error) {
+func filterFromQuery(q map[string][]string) (storage.Filter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
 	}
-	f := store.Filter{Source: get("source"), Provider: get("provider"), Type: get("type")}
+	f := storage.Filter{Source: get("source"), Provider: get("provider"), Type: get("type")}
 	var err error
 	if f.Status, err = delivery.ParseEventStatus(get("status")); err != nil {
 		return f, err
@@ -185,9 +185,9 @@ func parseTime(v string) (time.Time, error) {
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable

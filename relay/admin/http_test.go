@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/admin"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // fakeAPI is an admin.API whose methods are function fields; nil fields
 // answer with empty results.
 type fakeAPI struct {
-	list      func(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error)
+	list      func(ctx context.Context, f storage.Filter, cursor string, limit int) (*admin.Page, error)
 	get       func(ctx context.Context, id string) (*admin.EventDetail, error)
 	replay    func(ctx context.Context, req admin.ReplayRequest) (*admin.ReplayReport, error)
 	reloadErr error
@@ -29,16 +29,16 @@ type fakeAPI struct {
 
 var _ admin.API = (*fakeAPI)(nil)
 
-func (f *fakeAPI) List(ctx context.Context, flt store.Filter, cursor string, limit int) (*admin.Page, error) {
+func (f *fakeAPI) List(ctx context.Context, flt storage.Filter, cursor string, limit int) (*admin.Page, error) {
 	if f.list == nil {
-		return &admin.Page{Events: []store.EventView{}}, nil
+		return &admin.Page{Events: []storage.EventView{}}, nil
 	}
 	return f.list(ctx, flt, cursor, limit)
 }
 
 func (f *fakeAPI) Get(ctx context.Context, id string) (*admin.EventDetail, error) {
 	if f.get == nil {
-		return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+		return nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
 	return f.get(ctx, id)
 }
@@ -81,7 +81,7 @@ func call(t *testing.T, h http.Handler, method, target, auth, body string) (int,
 
 func TestHandlerToken(t *testing.T) {
 	api := &fakeAPI{get: func(ctx context.Context, id string) (*admin.EventDetail, error) {
-		return &admin.EventDetail{EventView: store.EventView{Event: store.Event{ID: id}}}, nil
+		return &admin.EventDetail{EventView: storage.EventView{Event: storage.Event{ID: id}}}, nil
 	}}
 	h := admin.Handler(api, fakeMetrics, testToken)
 	requests := []struct{ method, path, body string }{
@@ -134,23 +134,23 @@ func TestHandlerToken(t *testing.T) {
 }
 
 func TestHandlerRequests(t *testing.T) {
-	var gotFilter store.Filter
+	var gotFilter storage.Filter
 	var gotCursor string
 	var gotLimit int
 	var gotReplay admin.ReplayRequest
 	api := &fakeAPI{
-		list: func(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error) {
+		list: func(ctx context.Context, f storage.Filter, cursor string, limit int) (*admin.Page, error) {
 			gotFilter, gotCursor, gotLimit = f, cursor, limit
-			return &admin.Page{Events: []store.EventView{{Event: store.Event{ID: "E1"}, Status: "dead"}}, NextCursor: "E1"}, nil
+			return &admin.Page{Events: []storage.EventView{{Event: storage.Event{ID: "E1"}, Status: "dead"}}, NextCursor: "E1"}, nil
 		},
 		get: func(ctx context.Context, id string) (*admin.EventDetail, error) {
 			switch id {
 			case "gone":
-				return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+				return nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 			case "closed":
-				return nil, fmt.Errorf("%w: closed", store.ErrUnavailable)
+				return nil, fmt.Errorf("%w: closed", storage.ErrUnavailable)
 			}
-			return &admin.EventDetail{EventView: store.EventView{Event: store.Event{ID: id}}}, nil
+			return &admin.EventDetail{EventView: storage.EventView{Event: storage.Event{ID: id}}}, nil
 		},
 		replay: func(ctx context.Context, req admin.ReplayRequest) (*admin.ReplayReport, error) {
 			gotReplay = req
@@ -167,7 +167,7 @@ func TestHandlerRequests(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("status = %d (%s)", code, body)
 		}
-		want := store.Filter{
+		want := storage.Filter{
 			IDs: []string{"A", "B"}, Source: "sp", Provider: "sketchpen", Type: "video.*", Status: "dead",
 			Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Until: time.Date(2025, 1, 3, 0, 0, 0, 5e8, time.UTC),
 		}
@@ -229,7 +229,7 @@ func TestHandlerRequests(t *testing.T) {
 			t.Fatalf("status = %d (%s)", code, body)
 		}
 		want := admin.ReplayRequest{
-			Filter: store.Filter{IDs: []string{"E1"}, Type: "video.*", Status: "dead", Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)},
+			Filter: storage.Filter{IDs: []string{"E1"}, Type: "video.*", Status: "dead", Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)},
 			Target: "media", DryRun: true, Wait: time.Second,
 		}
 		if !filterEqual(gotReplay.Filter, want.Filter) || gotReplay.Target != want.Target || gotReplay.DryRun != want.DryRun || gotReplay.Wait != want.Wait {
@@ -242,7 +242,7 @@ func TestHandlerRequests(t *testing.T) {
 	})
 }
 
-func filterEqual(a, b store.Filter) bool {
+func filterEqual(a, b storage.Filter) bool {
 	return slices.Equal(a.IDs, b.IDs) && a.Source == b.Source && a.Provider == b.Provider && a.Type == b.Type &&
 		a.Status == b.Status && a.Since.Equal(b.Since) && a.Until.Equal(b.Until)
 }
@@ -250,20 +250,20 @@ func filterEqual(a, b store.Filter) bool {
 // TestClient runs the Client against the Handler over real HTTP: what the
 // CLI sends is what the API receives.
 func TestClient(t *testing.T) {
-	var gotFilter store.Filter
+	var gotFilter storage.Filter
 	var gotCursor string
 	var gotLimit int
 	var gotReplay admin.ReplayRequest
 	api := &fakeAPI{
-		list: func(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error) {
+		list: func(ctx context.Context, f storage.Filter, cursor string, limit int) (*admin.Page, error) {
 			gotFilter, gotCursor, gotLimit = f, cursor, limit
-			return &admin.Page{Events: []store.EventView{{Event: store.Event{ID: "E2", Source: "sp"}, Status: "dead"}}, NextCursor: "E2"}, nil
+			return &admin.Page{Events: []storage.EventView{{Event: storage.Event{ID: "E2", Source: "sp"}, Status: "dead"}}, NextCursor: "E2"}, nil
 		},
 		get: func(ctx context.Context, id string) (*admin.EventDetail, error) {
 			if id != "E/1" {
-				return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+				return nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 			}
-			return &admin.EventDetail{EventView: store.EventView{Event: store.Event{ID: id}, Status: "delivered"}, Payload: json.RawMessage(`{"a":1}`)}, nil
+			return &admin.EventDetail{EventView: storage.EventView{Event: storage.Event{ID: id}, Status: "delivered"}, Payload: json.RawMessage(`{"a":1}`)}, nil
 		},
 		replay: func(ctx context.Context, req admin.ReplayRequest) (*admin.ReplayReport, error) {
 			gotReplay = req
@@ -281,7 +281,7 @@ func TestClient(t *testing.T) {
 	if err := cl.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	f := store.Filter{
+	f := storage.Filter{
 		IDs: []string{"A", "B"}, Source: "sp", Provider: "sketchpen", Type: "video.*", Status: "dead",
 		Since: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), Until: time.Date(2025, 1, 3, 0, 0, 0, 0, time.FixedZone("X", 3600)),
 	}
@@ -303,11 +303,11 @@ func TestClient(t *testing.T) {
 	if d.ID != "E/1" || d.Status != "delivered" || string(d.Payload) != `{"a":1}` {
 		t.Errorf("detail = %+v", d)
 	}
-	if _, err := cl.Get(ctx, "E2"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := cl.Get(ctx, "E2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
 	}
 
-	req := admin.ReplayRequest{Filter: store.Filter{Status: "dead", Type: "video.*"}, Target: "media", DryRun: true, Wait: 3 * time.Second}
+	req := admin.ReplayRequest{Filter: storage.Filter{Status: "dead", Type: "video.*"}, Target: "media", DryRun: true, Wait: 3 * time.Second}
 	rep, err := cl.Replay(ctx, req, nil)
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
@@ -323,7 +323,7 @@ func TestClient(t *testing.T) {
 	bad := admin.NewClient(strings.TrimPrefix(srv.URL, "http://"), "wrong")
 	for name, err := range map[string]error{
 		"Ping": bad.Ping(ctx),
-		"List": func() error { _, err := bad.List(ctx, store.Filter{}, "", 0); return err }(),
+		"List": func() error { _, err := bad.List(ctx, storage.Filter{}, "", 0); return err }(),
 	} {
 		if err == nil || !strings.Contains(err.Error(), "401") || errors.Is(err, admin.ErrNoServer) {
 			t.Errorf("%s with a wrong token = %v, want an HTTP 401 error", name, err)
@@ -345,7 +345,7 @@ func TestClientNoServer(t *testing.T) {
 	if err := cl.Ping(context.Background()); !errors.Is(err, admin.ErrNoServer) {
 		t.Errorf("Ping = %v, want ErrNoServer", err)
 	}
-	if _, err := cl.List(context.Background(), store.Filter{}, "", 10); !errors.Is(err, admin.ErrNoServer) {
+	if _, err := cl.List(context.Background(), storage.Filter{}, "", 10); !errors.Is(err, admin.ErrNoServer) {
 		t.Errorf("List = %v, want ErrNoServer", err)
 	}
 }

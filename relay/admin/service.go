@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -48,13 +49,13 @@ func (s *Service) Reload(ctx context.Context) error {
 
 // Page is one page of events.
 type Page struct {
-	Events     []store.EventView `json:"events"`
-	NextCursor string            `json:"next_cursor,omitempty"`
+	Events     []storage.EventView `json:"events"`
+	NextCursor string              `json:"next_cursor,omitempty"`
 }
 
 // EventDetail is one event with everything known about it.
 type EventDetail struct {
-	store.EventView
+	storage.EventView
 	// Payload is the raw body as received (JSON).
 	Payload json.RawMessage `json:"payload"`
 	// CloudEvent is what targets receive.
@@ -63,7 +64,7 @@ type EventDetail struct {
 
 // ReplayRequest selects deliveries to send again.
 type ReplayRequest struct {
-	store.Filter
+	storage.Filter
 	// Target sends to this target instead of the event's own targets.
 	Target string `json:"target,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
@@ -111,7 +112,7 @@ type Progress struct {
 }
 
 // List returns one page of matching events, newest first.
-func (s *Service) List(ctx context.Context, f store.Filter, cursor string, limit int) (*Page, error) {
+func (s *Service) List(ctx context.Context, f storage.Filter, cursor string, limit int) (*Page, error) {
 	evs, next, err := s.Store.List(ctx, f, cursor, limit)
 	if err != nil {
 		return nil, err
@@ -144,7 +145,7 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 		return nil, fmt.Errorf("unknown target %q", req.Target)
 	}
 	rep := &ReplayReport{DryRun: req.DryRun, Items: []ReplayItem{}}
-	err := s.Store.Each(ctx, req.Filter, func(v *store.EventView) bool {
+	err := s.Store.Each(ctx, req.Filter, func(v *storage.EventView) bool {
 		rep.Matched++
 		for _, t := range replayTargets(v, req, router, targets) {
 			rep.Items = append(rep.Items, ReplayItem{EventID: v.ID, Target: t, Outcome: ReplayPlanned})
@@ -181,7 +182,7 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 // target; else its deliveries (only those in the requested status, when a
 // delivery status is asked for); else, for an unrouted event, the targets
 // today's routes select.
-func replayTargets(v *store.EventView, req ReplayRequest, router Router, targets []string) []string {
+func replayTargets(v *storage.EventView, req ReplayRequest, router Router, targets []string) []string {
 	if req.Target != "" {
 		return []string{req.Target}
 	}
@@ -220,9 +221,9 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 			if it.Outcome != ReplayPending {
 				continue
 			}
-			_, _, d, err := s.Store.LoadDelivery(it.EventID, it.Target)
+			_, _, d, err := s.Store.LoadDelivery(ctx, it.EventID, it.Target)
 			switch {
-			case errors.Is(err, store.ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 				it.Outcome, it.Error = ReplayFailed, "event expired"
 			case err != nil:
 				left++

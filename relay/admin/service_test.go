@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/route"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -106,7 +107,7 @@ func newReplayEnv(t *testing.T) *replayEnv {
 func (env *replayEnv) ingest(t *testing.T, typ, raw string, targets ...string) string {
 	t.Helper()
 	env.n++
-	ev := &store.Event{
+	ev := &storage.Event{
 		Source: "sp", Provider: "sketchpen", Type: typ, Subject: "v1", ReceivedAt: time.Now().UTC(),
 		DedupeKey: fmt.Sprintf("%s-%d", typ, env.n), Targets: targets,
 	}
@@ -119,7 +120,7 @@ func (env *replayEnv) ingest(t *testing.T, typ, raw string, targets ...string) s
 }
 
 // waitStatus polls the store until event id has status.
-func (env *replayEnv) waitStatus(t *testing.T, id string, status delivery.EventStatus) *store.EventView {
+func (env *replayEnv) waitStatus(t *testing.T, id string, status delivery.EventStatus) *storage.EventView {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -137,7 +138,7 @@ func (env *replayEnv) waitStatus(t *testing.T, id string, status delivery.EventS
 	}
 }
 
-func attemptsOf(v *store.EventView, target string) []delivery.Attempt {
+func attemptsOf(v *storage.EventView, target string) []delivery.Attempt {
 	for _, d := range v.Deliveries {
 		if d.Target == target {
 			return d.Attempts
@@ -188,14 +189,14 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("list", func(t *testing.T) {
-		p, err := env.svc.List(ctx, store.Filter{}, "", 2)
+		p, err := env.svc.List(ctx, storage.Filter{}, "", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := viewIDs(p.Events), []string{done, unrouted}; !slices.Equal(got, want) || p.NextCursor != unrouted {
 			t.Fatalf("page 1 = %v next %q, want %v next %s", got, p.NextCursor, want, unrouted)
 		}
-		p, err = env.svc.List(ctx, store.Filter{}, p.NextCursor, 2)
+		p, err = env.svc.List(ctx, storage.Filter{}, p.NextCursor, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +212,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}, DryRun: true}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{Status: delivery.EventDead}, DryRun: true}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +233,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("failing replay", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{Status: delivery.EventDead}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +246,7 @@ func TestServiceReplay(t *testing.T) {
 	t.Run("replay delivers", func(t *testing.T) {
 		env.media.status.Store(http.StatusOK)
 		var last admin.Progress
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventDead}}, func(p admin.Progress) { last = p })
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{Status: delivery.EventDead}}, func(p admin.Progress) { last = p })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +275,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("unrouted goes where today's routes say", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Status: delivery.EventUnrouted}}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{Status: delivery.EventUnrouted}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +287,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("to another target", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{IDs: []string{dead}}, Target: "archive"}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{IDs: []string{dead}}, Target: "archive"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +310,7 @@ func TestServiceReplay(t *testing.T) {
 		quiet.Notify = nil
 		router, targets := quiet.Routing()
 		quiet.Routing = func() (admin.Router, []string) { return router, append(slices.Clone(targets), "offline") }
-		rep, err := quiet.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{IDs: []string{done}}, Target: "offline", Wait: 50 * time.Millisecond}, nil)
+		rep, err := quiet.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{IDs: []string{done}}, Target: "offline", Wait: 50 * time.Millisecond}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +321,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 
 	t.Run("nothing matched", func(t *testing.T) {
-		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: store.Filter{Type: "nothing.*"}}, nil)
+		rep, err := env.svc.Replay(ctx, admin.ReplayRequest{Filter: storage.Filter{Type: "nothing.*"}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,7 +331,7 @@ func TestServiceReplay(t *testing.T) {
 	})
 }
 
-func viewIDs(vs []store.EventView) []string {
+func viewIDs(vs []storage.EventView) []string {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, v.ID)

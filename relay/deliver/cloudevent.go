@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // CloudEvent renders the CloudEvents 1.0 structured-mode JSON of a stored
 // event: the provider payload goes into data unchanged. A replayed
 // delivery carries the extension attribute "replay": true.
-func CloudEvent(ev *store.Event, raw []byte, replay bool) []byte {
+func CloudEvent(ev *storage.Event, raw []byte, replay bool) []byte {
 	var b bytes.Buffer
 	b.Grow(len(raw) + 512)
 	b.WriteString(`{"specversion":"1.0","id":`)
@@ -50,7 +50,7 @@ func CloudEvent(ev *store.Event, raw []byte, replay bool) []byte {
 }
 
 // EventType is the CloudEvents type of a stored event: "<provider>.<type>".
-func EventType(ev *store.Event) string {
+func EventType(ev *storage.Event) string {
 	t := ev.Type
 	if t == "" {
 		t = "unknown"

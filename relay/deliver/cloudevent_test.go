@@ -13,12 +13,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/hookrelay/hookrelay/relay/deliver"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-func testEvent() *store.Event {
-	return &store.Event{
+func testEvent() *storage.Event {
+	return &storage.Event{
 		ID: "01JQ0000000000000000000000", Source: "sketchpen-prod", Provider: "sketchpen",
 		Type: "video.completed", Subject: "vid_42",
 		Time:       time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC),

@@ -23,16 +23,17 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 	"github.com/hookrelay/hookrelay/verify"
 )
 
 // Store is the part of the event store the delivery engine needs.
 type Store interface {
-	DueDeliveries(target string, now time.Time, limit int, skip func(id string) bool) ([]store.Due, time.Time, error)
-	LoadDelivery(id, target string) (*store.Event, []byte, *delivery.Delivery, error)
+	DueDeliveries(ctx context.Context, target string, now time.Time, limit int, skip func(id string) bool) ([]storage.Due, time.Time, error)
+	LoadDelivery(ctx context.Context, id, target string) (*storage.Event, []byte, *delivery.Delivery, error)
 	// RecordAttempt applies delivery.Next to the attempt's result under p
-	// and returns the delivery as recorded (store.ErrSuperseded: a replay
+	// and returns the delivery as recorded (storage.ErrSuperseded: a replay
 	// replaced the attempt's queue entry; only the attempt was recorded).
 	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error)
 }
@@ -147,19 +148,19 @@ func (e *Engine) Notify(targets ...string) {
 	}
 }
 
-// Enqueue hands freshly committed deliveries of event id, queued as due at
-// due, to the dispatchers of targets without a store scan. If a
-// dispatcher's memory is full it falls back to scanning the store.
-func (e *Engine) Enqueue(id string, due time.Time, targets ...string) {
+// Enqueue hands freshly committed deliveries (storage.Result.Queued) to
+// their targets' dispatchers without a store scan. If a dispatcher's
+// memory is full it falls back to scanning the store.
+func (e *Engine) Enqueue(dues ...storage.Due) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	for _, t := range targets {
-		d, ok := e.dispatchers[t]
+	for _, due := range dues {
+		d, ok := e.dispatchers[due.Target]
 		if !ok {
 			continue
 		}
 		select {
-		case d.fresh <- store.Due{EventID: id, Target: t, At: due, Key: store.QueueKey(t, due, id)}:
+		case d.fresh <- due:
 		default:
 			d.scanReq.Store(true)
 		}
@@ -199,10 +200,10 @@ type dispatcher struct {
 	t        Target // cfg with MaxInFlight at least 1
 	client   *http.Client
 	wake     chan struct{}
-	fresh    chan store.Due // committed deliveries handed over by ingest
-	scanReq  atomic.Bool    // the store holds deliveries memory does not
-	purge    atomic.Bool    // scheduled retries in memory may be stale (a replay)
-	work     chan store.Due
+	fresh    chan storage.Due // committed deliveries handed over by ingest
+	scanReq  atomic.Bool      // the store holds deliveries memory does not
+	purge    atomic.Bool      // scheduled retries in memory may be stale (a replay)
+	work     chan storage.Due
 	done     chan completion
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -214,8 +215,8 @@ type dispatcher struct {
 // completion is a worker's report on one delivery.
 type completion struct {
 	id     string
-	retry  *store.Due // the retry's queue entry, if one was scheduled
-	rescan bool       // the store decides what is next (outcome not recorded, or a replay's entry): scan it
+	retry  *storage.Due // the retry's queue entry, if one was scheduled
+	rescan bool         // the store decides what is next (outcome not recorded, or a replay's entry): scan it
 }
 
 func newDispatcher(e *Engine, t Target) *dispatcher {
@@ -245,8 +246,8 @@ func newDispatcher(e *Engine, t Target) *dispatcher {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		wake:     make(chan struct{}, 1),
-		fresh:    make(chan store.Due, capacity),
-		work:     make(chan store.Due, t.MaxInFlight),
+		fresh:    make(chan storage.Due, capacity),
+		work:     make(chan storage.Due, t.MaxInFlight),
 		done:     make(chan completion, t.MaxInFlight),
 		stopping: make(chan struct{}),
 		finished: make(chan struct{}),
@@ -286,7 +287,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		s.takeFresh(now)
 		s.purgeStale()
 		s.promoteDue(now)
-		s.maybeScan(now)
+		s.maybeScan(ctx, now)
 		s.dispatchReady()
 		if !s.sleep(ctx, timer, now) {
 			return
@@ -325,7 +326,7 @@ func (d *dispatcher) startWorkers(ctx context.Context) (stop func()) {
 type runState struct {
 	d        *dispatcher
 	only     func(eventID string) bool // Options.Only
-	ready    []store.Due               // due now, oldest first
+	ready    []storage.Due             // due now, oldest first
 	later    dueHeap                   // scheduled retries
 	known    map[string]bool           // ids in ready, later or in flight
 	inflight int
@@ -334,7 +335,7 @@ type runState struct {
 }
 
 // add takes due into memory if it is new, accepted by Only, and fits.
-func (s *runState) add(due store.Due, now time.Time) {
+func (s *runState) add(due storage.Due, now time.Time) {
 	if s.known[due.EventID] || (s.only != nil && !s.only(due.EventID)) {
 		return
 	}
@@ -387,14 +388,14 @@ func (s *runState) purgeStale() {
 // promoteDue moves the scheduled retries that are due by now to ready.
 func (s *runState) promoteDue(now time.Time) {
 	for s.later.Len() > 0 && !s.later[0].At.After(now) {
-		s.ready = append(s.ready, heap.Pop(&s.later).(store.Due))
+		s.ready = append(s.ready, heap.Pop(&s.later).(storage.Due))
 	}
 }
 
 // maybeScan reads due deliveries from the store when a scan is needed
 // (requested, Rescan elapsed, or a delivery left in the store fell due) and
 // memory has room for it.
-func (s *runState) maybeScan(now time.Time) {
+func (s *runState) maybeScan(ctx context.Context, now time.Time) {
 	d := s.d
 	needScan := d.scanReq.Load() || now.Sub(s.lastScan) >= d.e.opts.Rescan || (!s.scanAt.IsZero() && !now.Before(s.scanAt))
 	// Refill in bulk: a scan walks the queue from its start (past the
@@ -413,7 +414,7 @@ func (s *runState) maybeScan(now time.Time) {
 	d.scanReq.Store(false)
 	s.lastScan, s.scanAt = now, time.Time{}
 	skip := func(id string) bool { return s.known[id] || (s.only != nil && !s.only(id)) }
-	dues, next, err := d.e.store.DueDeliveries(d.t.Name, now, room, skip)
+	dues, next, err := d.e.store.DueDeliveries(ctx, d.t.Name, now, room, skip)
 	switch {
 	case err != nil:
 		d.e.opts.Log.Error("scan delivery queue", "target", d.t.Name, "err", err)
@@ -433,7 +434,7 @@ func (s *runState) maybeScan(now time.Time) {
 func (s *runState) dispatchReady() {
 	for s.inflight < s.d.t.MaxInFlight && len(s.ready) > 0 {
 		s.d.work <- s.ready[0] // never blocks: at most MaxInFlight outstanding
-		s.ready[0] = store.Due{}
+		s.ready[0] = storage.Due{}
 		s.ready = s.ready[1:]
 		s.inflight++
 	}
@@ -494,12 +495,12 @@ func tryRecv(ch chan completion) (completion, bool) {
 }
 
 // dueHeap orders scheduled deliveries by due time.
-type dueHeap []store.Due
+type dueHeap []storage.Due
 
 func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h[i].At.Before(h[j].At) }
 func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(store.Due)) }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(storage.Due)) }
 func (h *dueHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -516,11 +517,11 @@ func resetTimer(t *time.Timer, d time.Duration) {
 
 // deliver makes one attempt and records it. It decides only the attempt's
 // outcome and, for a retry, when; the store applies delivery.Next.
-func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
+func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 	log := d.e.opts.Log
 	c := completion{id: due.EventID}
-	ev, raw, del, err := d.e.store.LoadDelivery(due.EventID, d.t.Name)
-	if errors.Is(err, store.ErrNotFound) {
+	ev, raw, del, err := d.e.store.LoadDelivery(ctx, due.EventID, d.t.Name)
+	if errors.Is(err, storage.ErrNotFound) {
 		// Expired before delivery: drop the queue entry.
 		r := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), Error: "event expired"}, Outcome: delivery.Expired}
 		_, _ = d.e.store.RecordAttempt(ctx, due.EventID, d.t.Name, due.Key, r, d.policy)
@@ -552,7 +553,7 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 	}
 	rec, err := d.e.store.RecordAttempt(context.WithoutCancel(ctx), due.EventID, d.t.Name, due.Key, r, d.policy)
 	switch {
-	case errors.Is(err, store.ErrSuperseded):
+	case errors.Is(err, storage.ErrSuperseded):
 		// A replay queued this delivery again meanwhile (its scan skipped it
 		// as in flight): its entry decides, so look at the store again.
 		c.rescan = true
@@ -560,7 +561,7 @@ func (d *dispatcher) deliver(ctx context.Context, due store.Due) completion {
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
 		c.rescan = true
 	case rec.Status == delivery.Pending:
-		c.retry = &store.Due{EventID: due.EventID, Target: d.t.Name, At: rec.NextAt, Key: store.QueueKey(d.t.Name, rec.NextAt, due.EventID)}
+		c.retry = &storage.Due{EventID: due.EventID, Target: d.t.Name, At: rec.NextAt, Key: store.QueueKey(d.t.Name, rec.NextAt, due.EventID)}
 	}
 	outcome := outcomeLabel(r.Outcome, rec.Status, err == nil)
 	if d.e.opts.Metrics != nil {
@@ -608,7 +609,7 @@ type result struct {
 	retryAfter time.Duration
 }
 
-func (d *dispatcher) attempt(ctx context.Context, ev *store.Event, raw []byte, replay bool, n int) result {
+func (d *dispatcher) attempt(ctx context.Context, ev *storage.Event, raw []byte, replay bool, n int) result {
 	body := CloudEvent(ev, raw, replay)
 	actx, cancel := context.WithTimeout(ctx, d.t.Timeout)
 	defer cancel()

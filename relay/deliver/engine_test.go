@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -37,7 +38,7 @@ var eventSeq atomic.Int64
 func enqueue(t *testing.T, st *store.Store, targets ...string) string {
 	t.Helper()
 	n := eventSeq.Add(1)
-	ev := &store.Event{
+	ev := &storage.Event{
 		Source: "sp", Provider: "sketchpen", Type: "video.completed", Subject: fmt.Sprintf("vid_%d", n),
 		ReceivedAt: time.Now().UTC(), DedupeKey: fmt.Sprintf("engine-test:%d", n), Targets: targets,
 	}
@@ -73,7 +74,7 @@ func waitDelivery(t *testing.T, st *store.Store, id, target string, done func(*d
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		_, _, d, err := st.LoadDelivery(id, target)
+		_, _, d, err := st.LoadDelivery(context.Background(), id, target)
 		if err != nil {
 			t.Fatalf("load delivery %s/%s: %v", id, target, err)
 		}
@@ -279,14 +280,14 @@ func TestEngineStopLeavesInFlightQueued(t *testing.T) {
 	if err := e.Stop(ctx); err == nil {
 		t.Error("Stop returned nil while an attempt was still running past its deadline")
 	}
-	_, _, d, err := st.LoadDelivery(id, "t")
+	_, _, d, err := st.LoadDelivery(context.Background(), id, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Status != delivery.Pending || len(d.Attempts) != 0 || d.Tries != 0 {
 		t.Errorf("after Stop: %s with %d attempts (tries %d), want pending with none", d.Status, len(d.Attempts), d.Tries)
 	}
-	if n, err := st.QueueDepth("t"); err != nil || n != 1 {
+	if n, err := st.QueueDepth(context.Background(), "t"); err != nil || n != 1 {
 		t.Errorf("queue depth after Stop = %d (%v), want 1", n, err)
 	}
 
@@ -298,7 +299,7 @@ func TestEngineStopLeavesInFlightQueued(t *testing.T) {
 	if d.Status != delivery.Delivered || len(d.Attempts) != 1 {
 		t.Errorf("after restart: %s after %d attempts, want delivered after 1", d.Status, len(d.Attempts))
 	}
-	if n, err := st.QueueDepth("t"); err != nil || n != 0 {
+	if n, err := st.QueueDepth(context.Background(), "t"); err != nil || n != 0 {
 		t.Errorf("queue depth after delivery = %d (%v), want 0", n, err)
 	}
 }
@@ -310,7 +311,7 @@ func TestRecordAttemptSupersededByReplay(t *testing.T) {
 	ctx := context.Background()
 	st := openTestStore(t, t.TempDir())
 	id := enqueue(t, st, "t")
-	dues, _, err := st.DueDeliveries("t", time.Now(), 10, nil)
+	dues, _, err := st.DueDeliveries(context.Background(), "t", time.Now(), 10, nil)
 	if err != nil || len(dues) != 1 {
 		t.Fatalf("due deliveries = %v, %v; want the new one", dues, err)
 	}
@@ -319,10 +320,10 @@ func TestRecordAttemptSupersededByReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), StatusCode: http.StatusServiceUnavailable}, Outcome: delivery.Permanent}
-	if _, err := st.RecordAttempt(ctx, id, "t", dues[0].Key, r, delivery.Policy{MaxAttempts: 1}); !errors.Is(err, store.ErrSuperseded) {
+	if _, err := st.RecordAttempt(ctx, id, "t", dues[0].Key, r, delivery.Policy{MaxAttempts: 1}); !errors.Is(err, storage.ErrSuperseded) {
 		t.Fatalf("RecordAttempt of a superseded attempt: %v, want ErrSuperseded", err)
 	}
-	_, _, d, err := st.LoadDelivery(id, "t")
+	_, _, d, err := st.LoadDelivery(context.Background(), id, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestRecordAttemptSupersededByReplay(t *testing.T) {
 	if d.Tries != 0 {
 		t.Errorf("tries = %d, want 0: the stale attempt is not one of the replay's", d.Tries)
 	}
-	if n, err := st.QueueDepth("t"); err != nil || n != 1 {
+	if n, err := st.QueueDepth(context.Background(), "t"); err != nil || n != 1 {
 		t.Errorf("queue depth = %d (%v), want the replay's entry", n, err)
 	}
 }
@@ -343,9 +344,9 @@ type countingStore struct {
 	scans atomic.Int64
 }
 
-func (c *countingStore) DueDeliveries(target string, now time.Time, limit int, skip func(string) bool) ([]store.Due, time.Time, error) {
+func (c *countingStore) DueDeliveries(ctx context.Context, target string, now time.Time, limit int, skip func(string) bool) ([]storage.Due, time.Time, error) {
 	c.scans.Add(1)
-	return c.Store.DueDeliveries(target, now, limit, skip)
+	return c.Store.DueDeliveries(ctx, target, now, limit, skip)
 }
 
 // Retries are scheduled in memory: a target that keeps failing does not

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // TestEngineOverflowDeliversEverythingOnce: far more deliveries than the
@@ -50,14 +50,14 @@ func TestEngineOverflowDeliversEverythingOnce(t *testing.T) {
 	const n = 300
 	ids := make([]string, 0, n)
 	for i := 0; i < n; i++ {
-		ev := &store.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: time.Now().UTC(),
+		ev := &storage.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: time.Now().UTC(),
 			DedupeKey: fmt.Sprint("overflow-", i), Targets: []string{"t"}}
 		res, err := st.Ingest(context.Background(), ev, []byte(`{"i":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, res.ID)
-		e.Enqueue(res.ID, ev.ReceivedAt, "t")
+		e.Enqueue(res.Queued...)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -74,7 +74,7 @@ func TestEngineOverflowDeliversEverythingOnce(t *testing.T) {
 	}
 	// The target saw everything; the engine records each outcome just after.
 	for {
-		depth, err := st.QueueDepth("t")
+		depth, err := st.QueueDepth(context.Background(), "t")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestEngineReplayOfScheduledRetry(t *testing.T) {
 		t.Fatalf("after replay: status %s, attempts %+v; want delivered by the replay", d.Status, d.Attempts)
 	}
 	// Nothing else is queued: the hour-old schedule is gone with the replay.
-	if depth, err := st.QueueDepth("t"); err != nil || depth != 0 {
+	if depth, err := st.QueueDepth(context.Background(), "t"); err != nil || depth != 0 {
 		t.Errorf("queue depth %d (%v), want 0", depth, err)
 	}
 	mu.Lock()
@@ -173,7 +173,7 @@ func TestEngineOnlyRestrictsDelivery(t *testing.T) {
 	if got[other] {
 		t.Error("an event outside Only was delivered")
 	}
-	if depth, _ := st.QueueDepth("t"); depth != 1 {
+	if depth, _ := st.QueueDepth(context.Background(), "t"); depth != 1 {
 		t.Errorf("queue depth %d, want 1 (the other event still queued)", depth)
 	}
 }

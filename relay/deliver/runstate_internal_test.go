@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 func testRunState(capacity, inFlight int) *runState {
@@ -12,14 +12,14 @@ func testRunState(capacity, inFlight int) *runState {
 		e:        &Engine{opts: Options{Rescan: time.Minute}},
 		t:        Target{Name: "t", MaxInFlight: inFlight},
 		capacity: capacity,
-		fresh:    make(chan store.Due, capacity),
-		work:     make(chan store.Due, inFlight),
+		fresh:    make(chan storage.Due, capacity),
+		work:     make(chan storage.Due, inFlight),
 		done:     make(chan completion, inFlight),
 	}
 	return &runState{d: d, known: map[string]bool{}}
 }
 
-func due(id string, at time.Time) store.Due { return store.Due{EventID: id, Target: "t", At: at} }
+func due(id string, at time.Time) storage.Due { return storage.Due{EventID: id, Target: "t", At: at} }
 
 // TestRunStateSteps walks the dispatcher's steps by hand: hand-over,
 // bounded memory, retries promoted when due, dispatch to at most
@@ -74,7 +74,7 @@ func TestRunStateSteps(t *testing.T) {
 	<-s.d.work
 	s.d.scanReq.Store(false)
 	s.d.done <- completion{id: "b", rescan: true}
-	s.handleCompletions(completion{id: "a", retry: &store.Due{EventID: "a", Target: "t", At: now.Add(time.Hour)}})
+	s.handleCompletions(completion{id: "a", retry: &storage.Due{EventID: "a", Target: "t", At: now.Add(time.Hour)}})
 	if s.inflight != 0 || s.known["b"] || !s.known["a"] || s.later.Len() != 2 || !s.d.scanReq.Load() {
 		t.Fatalf("handleCompletions: inflight %d, known %v, later %d, scanReq %v", s.inflight, s.known, s.later.Len(), s.d.scanReq.Load())
 	}

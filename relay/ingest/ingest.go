@@ -15,13 +15,13 @@ import (
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/relay/httpx"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/verify"
 )
 
 // Store is the part of the event store the handler needs.
 type Store interface {
-	Ingest(ctx context.Context, ev *store.Event, raw []byte) (store.Result, error)
+	Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error)
 	// Ready fails once the store cannot take writes (for /readyz).
 	Ready() error
 }
@@ -67,7 +67,7 @@ type Handler struct {
 	Metrics Metrics // optional
 	// Enqueue, optional, hands a new event's committed deliveries to the
 	// delivery engine.
-	Enqueue func(id string, due time.Time, targets ...string)
+	Enqueue func(dues ...storage.Due)
 	Ready   func() error     // optional: readiness beyond "store open"
 	Now     func() time.Time // optional, for tests
 	// InFlight, when non-nil, bounds the webhooks being handled at once
@@ -171,7 +171,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		httpx.WriteError(w, status, err.Error())
 		return
 	}
-	ev := &store.Event{
+	ev := &storage.Event{
 		Source: name, Provider: src.Provider, Type: pev.Type, Subject: pev.Subject,
 		Time: pev.Time, ReceivedAt: received.UTC(), DedupeKey: pev.DedupeKey, DeliveryID: pev.DeliveryID,
 		Headers: auditHeaders(r.Header, src.Adapter.SensitiveHeaders()),
@@ -197,8 +197,8 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	observe(OutcomeAccepted)
-	if h.Enqueue != nil && len(ev.Targets) > 0 {
-		h.Enqueue(res.ID, ev.ReceivedAt, ev.Targets...)
+	if h.Enqueue != nil && len(res.Queued) > 0 {
+		h.Enqueue(res.Queued...)
 	}
 	if h.Log.Enabled(r.Context(), slog.LevelDebug) {
 		h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/providers/registry"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -83,7 +84,7 @@ func BenchmarkIngest(b *testing.B) {
 			st := benchOpen(b, sync)
 			benchParallel(b, func(n int64) error {
 				now := time.Now().UTC()
-				ev := &store.Event{
+				ev := &storage.Event{
 					Source: "bench", Provider: "sketchpen", Type: "video.completed",
 					Subject: "bench-" + strconv.FormatInt(n, 10), Time: now, ReceivedAt: now,
 					DedupeKey: "video.completed:bench-" + strconv.FormatInt(n, 10) + ":1700000000",
@@ -114,7 +115,7 @@ func BenchmarkIngest(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				ev := &store.Event{
+				ev := &storage.Event{
 					Source: src.Name, Provider: src.Provider, Type: pev.Type, Subject: pev.Subject,
 					Time: pev.Time, ReceivedAt: now.UTC(), DedupeKey: pev.DedupeKey,
 					Headers: map[string]string{"X-Sketchpen-Timestamp": h.Get("X-Sketchpen-Timestamp"), "X-Sketchpen-Signature": "[redacted]"},

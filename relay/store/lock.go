@@ -8,33 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"golang.org/x/sys/unix"
 )
-
-// ErrLocked is wrapped by Open when another process holds the store
-// (Badger allows one process per directory).
-var ErrLocked = errors.New("another process holds the store")
-
-// ErrNoStore is wrapped by Open with Options.MustExist when there is no
-// store at the path.
-var ErrNoStore = errors.New("no store")
-
-// LockedError says which process holds the store, when it can tell.
-type LockedError struct {
-	Path string
-	PID  int // 0 when unknown
-}
-
-// Error names the store and the holder.
-func (e *LockedError) Error() string {
-	if e.PID > 0 {
-		return fmt.Sprintf("another hookrelay (pid %d) holds the store at %s", e.PID, e.Path)
-	}
-	return fmt.Sprintf("another process holds the store at %s", e.Path)
-}
-
-// Is makes errors.Is(err, ErrLocked) true.
-func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
 const lockFile = "hookrelay.lock"
 
@@ -52,7 +28,7 @@ func lockDir(dir string) (*os.File, error) {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			b, _ := os.ReadFile(path)
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			return nil, &LockedError{Path: dir, PID: pid}
+			return nil, &storage.LockedError{Path: dir, PID: pid}
 		}
 		return nil, fmt.Errorf("lock store: %w", err)
 	}

@@ -5,66 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
-// Filter selects events. Zero fields match everything.
-type Filter struct {
-	IDs      []string             `json:"ids,omitempty"`
-	Source   string               `json:"source,omitempty"`
-	Provider string               `json:"provider,omitempty"`
-	Type     string               `json:"type,omitempty"` // glob, path.Match syntax
-	Status   delivery.EventStatus `json:"status,omitempty"`
-	Since    time.Time            `json:"since,omitzero"`
-	Until    time.Time            `json:"until,omitzero"`
-}
-
-// Validate checks the filter's glob and status.
-func (f *Filter) Validate() error {
-	if _, err := path.Match(f.Type, ""); err != nil {
-		return fmt.Errorf("bad type glob %q", f.Type)
-	}
-	_, err := delivery.ParseEventStatus(string(f.Status))
-	return err
-}
-
-// EventView is an event with its deliveries and derived status.
-type EventView struct {
-	Event
-	Status     delivery.EventStatus `json:"status"`
-	Deliveries []delivery.Delivery  `json:"deliveries"`
-}
-
-func (f *Filter) matchMeta(ev *Event) bool {
-	if f.Source != "" && ev.Source != f.Source {
-		return false
-	}
-	if f.Provider != "" && ev.Provider != f.Provider {
-		return false
-	}
-	if f.Type != "" {
-		if ok, _ := path.Match(f.Type, ev.Type); !ok {
-			return false
-		}
-	}
-	if !f.Since.IsZero() && ev.ReceivedAt.Before(f.Since) {
-		return false
-	}
-	if !f.Until.IsZero() && !ev.ReceivedAt.Before(f.Until) {
-		return false
-	}
-	return true
-}
-
 // Get returns one event with its deliveries and raw body.
-func (s *Store) Get(ctx context.Context, id string) (*EventView, []byte, error) {
-	var v *EventView
+func (s *Store) Get(ctx context.Context, id string) (*storage.EventView, []byte, error) {
+	var v *storage.EventView
 	var raw []byte
 	err := s.read(func(txn *badger.Txn) error {
 		var err error
@@ -79,7 +31,7 @@ func (s *Store) Get(ctx context.Context, id string) (*EventView, []byte, error) 
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
+		return nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("get event %s: %w", id, err)
@@ -87,8 +39,8 @@ func (s *Store) Get(ctx context.Context, id string) (*EventView, []byte, error) 
 	return v, raw, nil
 }
 
-func (s *Store) view(txn *badger.Txn, id string) (*EventView, error) {
-	v := &EventView{}
+func (s *Store) view(txn *badger.Txn, id string) (*storage.EventView, error) {
+	v := &storage.EventView{}
 	if err := getJSON(txn, eventKey(id), &v.Event); err != nil {
 		return nil, err
 	}
@@ -120,12 +72,12 @@ func deliveries(txn *badger.Txn, id string) ([]delivery.Delivery, error) {
 // List returns up to limit events matching f, newest first, starting after
 // the event id cursor (""= from the newest). next is the cursor of the
 // following page, "" when there is none.
-func (s *Store) List(ctx context.Context, f Filter, cursor string, limit int) (events []EventView, next string, err error) {
+func (s *Store) List(ctx context.Context, f storage.Filter, cursor string, limit int) (events []storage.EventView, next string, err error) {
 	if limit <= 0 {
 		limit = 50
 	}
-	events = []EventView{}
-	err = s.scan(ctx, f, cursor, true, func(v *EventView) bool {
+	events = []storage.EventView{}
+	err = s.scan(ctx, f, cursor, true, func(v *storage.EventView) bool {
 		if len(events) == limit {
 			next = events[len(events)-1].ID
 			return false
@@ -138,11 +90,11 @@ func (s *Store) List(ctx context.Context, f Filter, cursor string, limit int) (e
 
 // Each calls fn for every event matching f, oldest first, until fn returns
 // false.
-func (s *Store) Each(ctx context.Context, f Filter, fn func(*EventView) bool) error {
+func (s *Store) Each(ctx context.Context, f storage.Filter, fn func(*storage.EventView) bool) error {
 	return s.scan(ctx, f, "", false, fn)
 }
 
-func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst bool, fn func(*EventView) bool) error {
+func (s *Store) scan(ctx context.Context, f storage.Filter, cursor string, newestFirst bool, fn func(*storage.EventView) bool) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -165,7 +117,7 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 				if err != nil {
 					return err
 				}
-				if f.matchMeta(&v.Event) && (f.Status == "" || f.Status == v.Status) && !fn(v) {
+				if f.Match(&v.Event) && (f.Status == "" || f.Status == v.Status) && !fn(v) {
 					return nil
 				}
 			}
@@ -200,7 +152,7 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 			if id == cursor {
 				continue
 			}
-			var ev Event
+			var ev storage.Event
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &ev) }); err != nil {
 				return err
 			}
@@ -211,14 +163,14 @@ func (s *Store) scan(ctx context.Context, f Filter, cursor string, newestFirst b
 			if !newestFirst && !f.Until.IsZero() && !ev.ReceivedAt.Before(f.Until.Add(time.Second)) {
 				return nil
 			}
-			if !f.matchMeta(&ev) {
+			if !f.Match(&ev) {
 				continue
 			}
 			ds, err := deliveries(txn, ev.ID)
 			if err != nil {
 				return err
 			}
-			v := &EventView{Event: ev, Deliveries: ds, Status: delivery.EventStatusOf(ds)}
+			v := &storage.EventView{Event: ev, Deliveries: ds, Status: delivery.EventStatusOf(ds)}
 			if f.Status != "" && v.Status != f.Status {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -68,7 +69,7 @@ func seed(t *testing.T, st *store.Store, base time.Time, fx []*fixture) {
 	ctx := context.Background()
 	for i, f := range fx {
 		f.receivedAt = base.Add(time.Duration(f.hour) * time.Hour)
-		ev := &store.Event{
+		ev := &storage.Event{
 			Source: f.source, Provider: f.provider, Type: f.typ, Subject: fmt.Sprintf("video-%d", i),
 			Time: f.receivedAt, ReceivedAt: f.receivedAt, DedupeKey: fmt.Sprintf("key-%d", i), Targets: f.targets,
 		}
@@ -99,7 +100,7 @@ func ids(fx []*fixture, idx ...int) []string {
 	return out
 }
 
-func viewIDs(vs []store.EventView) []string {
+func viewIDs(vs []storage.EventView) []string {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, v.ID)
@@ -131,33 +132,33 @@ func TestFilters(t *testing.T) {
 
 	tests := []struct {
 		name string
-		f    store.Filter
+		f    storage.Filter
 		want []int // oldest first
 	}{
-		{"everything", store.Filter{}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
-		{"type glob video.*", store.Filter{Type: "video.*"}, []int{0, 1, 4, 5, 7, 10}},
-		{"type glob render.*", store.Filter{Type: "render.*"}, []int{2, 8, 9}},
-		{"type glob *.completed", store.Filter{Type: "*.completed"}, []int{0, 2, 4, 5, 7, 8}},
-		{"exact type", store.Filter{Type: "video.completed"}, []int{0, 4, 5, 7}},
-		{"type glob matching nothing", store.Filter{Type: "nothing.*"}, nil},
-		{"source", store.Filter{Source: "sp-prod"}, []int{0, 1, 7, 10}},
-		{"unknown source", store.Filter{Source: "sp"}, nil},
-		{"provider", store.Filter{Provider: "sketchpen"}, []int{0, 1, 4, 7, 8, 10}},
-		{"provider and type", store.Filter{Provider: "videopilot", Type: "render.*"}, []int{2, 9}},
-		{"status dead", store.Filter{Status: delivery.EventDead}, []int{1, 5, 7}},
-		{"status delivered", store.Filter{Status: delivery.EventDelivered}, []int{0, 2, 6, 10}},
-		{"status pending", store.Filter{Status: delivery.EventPending}, []int{4, 9, 11}},
-		{"status unrouted", store.Filter{Status: delivery.EventUnrouted}, []int{3, 8}},
-		{"since inclusive, until exclusive", store.Filter{Since: at(3), Until: at(6)}, []int{3, 4, 5}},
-		{"since only", store.Filter{Since: at(9)}, []int{9, 10, 11}},
-		{"until only", store.Filter{Until: at(2)}, []int{0, 1}},
-		{"window between events", store.Filter{Since: at(2.5), Until: at(7.5)}, []int{3, 4, 5, 6, 7}},
-		{"window a millisecond wide", store.Filter{Since: at(5), Until: at(5).Add(time.Millisecond)}, []int{5}},
-		{"empty window", store.Filter{Since: at(5.1), Until: at(5.9)}, nil},
-		{"window after everything", store.Filter{Since: at(12)}, nil},
-		{"window before everything", store.Filter{Until: at(-1)}, nil},
-		{"source, status and since", store.Filter{Source: "sp-prod", Status: delivery.EventDelivered, Since: at(5)}, []int{10}},
-		{"everything combined", store.Filter{Source: "vp", Provider: "videopilot", Type: "video.*", Status: delivery.EventDead, Since: at(1), Until: at(11)}, []int{5}},
+		{"everything", storage.Filter{}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"type glob video.*", storage.Filter{Type: "video.*"}, []int{0, 1, 4, 5, 7, 10}},
+		{"type glob render.*", storage.Filter{Type: "render.*"}, []int{2, 8, 9}},
+		{"type glob *.completed", storage.Filter{Type: "*.completed"}, []int{0, 2, 4, 5, 7, 8}},
+		{"exact type", storage.Filter{Type: "video.completed"}, []int{0, 4, 5, 7}},
+		{"type glob matching nothing", storage.Filter{Type: "nothing.*"}, nil},
+		{"source", storage.Filter{Source: "sp-prod"}, []int{0, 1, 7, 10}},
+		{"unknown source", storage.Filter{Source: "sp"}, nil},
+		{"provider", storage.Filter{Provider: "sketchpen"}, []int{0, 1, 4, 7, 8, 10}},
+		{"provider and type", storage.Filter{Provider: "videopilot", Type: "render.*"}, []int{2, 9}},
+		{"status dead", storage.Filter{Status: delivery.EventDead}, []int{1, 5, 7}},
+		{"status delivered", storage.Filter{Status: delivery.EventDelivered}, []int{0, 2, 6, 10}},
+		{"status pending", storage.Filter{Status: delivery.EventPending}, []int{4, 9, 11}},
+		{"status unrouted", storage.Filter{Status: delivery.EventUnrouted}, []int{3, 8}},
+		{"since inclusive, until exclusive", storage.Filter{Since: at(3), Until: at(6)}, []int{3, 4, 5}},
+		{"since only", storage.Filter{Since: at(9)}, []int{9, 10, 11}},
+		{"until only", storage.Filter{Until: at(2)}, []int{0, 1}},
+		{"window between events", storage.Filter{Since: at(2.5), Until: at(7.5)}, []int{3, 4, 5, 6, 7}},
+		{"window a millisecond wide", storage.Filter{Since: at(5), Until: at(5).Add(time.Millisecond)}, []int{5}},
+		{"empty window", storage.Filter{Since: at(5.1), Until: at(5.9)}, nil},
+		{"window after everything", storage.Filter{Since: at(12)}, nil},
+		{"window before everything", storage.Filter{Until: at(-1)}, nil},
+		{"source, status and since", storage.Filter{Source: "sp-prod", Status: delivery.EventDelivered, Since: at(5)}, []int{10}},
+		{"everything combined", storage.Filter{Source: "vp", Provider: "videopilot", Type: "video.*", Status: delivery.EventDead, Since: at(1), Until: at(11)}, []int{5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,7 +167,7 @@ func TestFilters(t *testing.T) {
 			slices.Reverse(newest)
 
 			var each []string
-			if err := st.Each(context.Background(), tt.f, func(v *store.EventView) bool {
+			if err := st.Each(context.Background(), tt.f, func(v *storage.EventView) bool {
 				each = append(each, v.ID)
 				return true
 			}); err != nil {
@@ -212,7 +213,7 @@ func TestFilters(t *testing.T) {
 
 	t.Run("each stops when fn returns false", func(t *testing.T) {
 		var got []string
-		err := st.Each(context.Background(), store.Filter{Type: "video.*"}, func(v *store.EventView) bool {
+		err := st.Each(context.Background(), storage.Filter{Type: "video.*"}, func(v *storage.EventView) bool {
 			got = append(got, v.ID)
 			return len(got) < 2
 		})
@@ -225,10 +226,10 @@ func TestFilters(t *testing.T) {
 	})
 
 	t.Run("ids", func(t *testing.T) {
-		f := store.Filter{IDs: ids(fx, 7, 2, 11, 2)}
+		f := storage.Filter{IDs: ids(fx, 7, 2, 11, 2)}
 		f.IDs = append(f.IDs, "01AAAAAAAAAAAAAAAAAAAAAAAA") // unknown: skipped
 		var each []string
-		if err := st.Each(context.Background(), f, func(v *store.EventView) bool {
+		if err := st.Each(context.Background(), f, func(v *storage.EventView) bool {
 			each = append(each, v.ID)
 			return true
 		}); err != nil {
@@ -251,7 +252,7 @@ func TestFilters(t *testing.T) {
 	})
 
 	t.Run("cursor with a time window", func(t *testing.T) {
-		f := store.Filter{Since: at(2), Until: at(9)}
+		f := storage.Filter{Since: at(2), Until: at(9)}
 		page, next, err := st.List(context.Background(), f, "", 3)
 		if err != nil {
 			t.Fatal(err)
@@ -281,7 +282,7 @@ func TestFilters(t *testing.T) {
 
 // listAll pages through List with limit and returns every id in order and
 // the number of pages.
-func listAll(t *testing.T, st *store.Store, f store.Filter, limit int) ([]string, int) {
+func listAll(t *testing.T, st *store.Store, f storage.Filter, limit int) ([]string, int) {
 	t.Helper()
 	var out []string
 	seen := map[string]bool{}
@@ -318,14 +319,14 @@ func TestFilterValidate(t *testing.T) {
 	st := openStore(t)
 	tests := []struct {
 		name string
-		f    store.Filter
+		f    storage.Filter
 		ok   bool
 	}{
-		{"zero", store.Filter{}, true},
-		{"glob", store.Filter{Type: "video.*"}, true},
-		{"every status", store.Filter{Status: delivery.EventUnrouted}, true},
-		{"bad glob", store.Filter{Type: "video.["}, false},
-		{"unknown status", store.Filter{Status: "failed"}, false},
+		{"zero", storage.Filter{}, true},
+		{"glob", storage.Filter{Type: "video.*"}, true},
+		{"every status", storage.Filter{Status: delivery.EventUnrouted}, true},
+		{"bad glob", storage.Filter{Type: "video.["}, false},
+		{"unknown status", storage.Filter{Status: "failed"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -336,7 +337,7 @@ func TestFilterValidate(t *testing.T) {
 			if _, _, err := st.List(context.Background(), tt.f, "", 10); (err == nil) != tt.ok {
 				t.Errorf("List = %v, want ok=%v", err, tt.ok)
 			}
-			if err := st.Each(context.Background(), tt.f, func(*store.EventView) bool { return true }); (err == nil) != tt.ok {
+			if err := st.Each(context.Background(), tt.f, func(*storage.EventView) bool { return true }); (err == nil) != tt.ok {
 				t.Errorf("Each = %v, want ok=%v", err, tt.ok)
 			}
 		})
@@ -345,10 +346,10 @@ func TestFilterValidate(t *testing.T) {
 
 func TestGetUnknown(t *testing.T) {
 	st := openStore(t)
-	if _, _, err := st.Get(context.Background(), "01AAAAAAAAAAAAAAAAAAAAAAAA"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.Get(context.Background(), "01AAAAAAAAAAAAAAAAAAAAAAAA"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
 	}
-	if err := st.Requeue(context.Background(), "01AAAAAAAAAAAAAAAAAAAAAAAA", "media", time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if err := st.Requeue(context.Background(), "01AAAAAAAAAAAAAAAAAAAAAAAA", "media", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Requeue(unknown) = %v, want ErrNotFound", err)
 	}
 }
@@ -359,14 +360,14 @@ func TestRequeue(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	received := time.Now().UTC().Add(-time.Hour)
-	res, err := st.Ingest(ctx, &store.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
+	res, err := st.Ingest(ctx, &storage.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := res.ID
 	depth := func(target string) int {
 		t.Helper()
-		n, err := st.QueueDepth(target)
+		n, err := st.QueueDepth(context.Background(), target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,14 +392,14 @@ func TestRequeue(t *testing.T) {
 		if got := depth(target); got != 1 {
 			t.Errorf("queue depth of %s after Requeue = %d, want 1", target, got)
 		}
-		_, _, d, err := st.LoadDelivery(id, target)
+		_, _, d, err := st.LoadDelivery(context.Background(), id, target)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.Status != delivery.Pending || !d.Replay || d.Tries != 0 || !d.NextAt.Equal(now) {
 			t.Errorf("%s after Requeue = %+v, want a pending replay due now with no tries", target, d)
 		}
-		due, _, err := st.DueDeliveries(target, now, 10, nil)
+		due, _, err := st.DueDeliveries(context.Background(), target, now, 10, nil)
 		if err != nil || len(due) != 1 || due[0].EventID != id {
 			t.Errorf("DueDeliveries(%s) = %v, %v; want the replay", target, due, err)
 		}
@@ -429,7 +430,7 @@ func TestRequeue(t *testing.T) {
 // time, which the store chooses).
 func queueKeyOf(t *testing.T, st *store.Store, id, target string) []byte {
 	t.Helper()
-	_, _, d, err := st.LoadDelivery(id, target)
+	_, _, d, err := st.LoadDelivery(context.Background(), id, target)
 	if err != nil {
 		t.Fatalf("LoadDelivery %s/%s: %v", id, target, err)
 	}

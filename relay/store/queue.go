@@ -9,23 +9,16 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
-
-// Due is a queued delivery.
-type Due struct {
-	EventID string
-	Target  string
-	At      time.Time
-	Key     []byte
-}
 
 // DueDeliveries returns up to limit queued deliveries of target that are
 // due at or before now, oldest due first, leaving out those skip reports
 // (already in flight). next is the due time of the first entry after now that skip does not
 // report, or zero if none: the caller already holds the ones it skips, so
 // they are no reason to scan again.
-func (s *Store) DueDeliveries(target string, now time.Time, limit int, skip func(id string) bool) ([]Due, time.Time, error) {
-	var out []Due
+func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time, limit int, skip func(id string) bool) ([]storage.Due, time.Time, error) {
+	var out []storage.Due
 	var next time.Time
 	err := s.read(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
@@ -49,7 +42,7 @@ func (s *Store) DueDeliveries(target string, now time.Time, limit int, skip func
 			if len(out) >= limit {
 				return nil
 			}
-			out = append(out, Due{EventID: id, Target: target, At: due, Key: k})
+			out = append(out, storage.Due{EventID: id, Target: target, At: due, Key: k})
 		}
 		return nil
 	})
@@ -60,7 +53,7 @@ func (s *Store) DueDeliveries(target string, now time.Time, limit int, skip func
 }
 
 // QueueDepth counts the queued deliveries of target.
-func (s *Store) QueueDepth(target string) (int, error) {
+func (s *Store) QueueDepth(ctx context.Context, target string) (int, error) {
 	n := 0
 	err := s.read(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
@@ -77,9 +70,9 @@ func (s *Store) QueueDepth(target string) (int, error) {
 }
 
 // LoadDelivery returns an event, its raw body and its delivery to target.
-// It returns ErrNotFound if the event has expired.
-func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *delivery.Delivery, error) {
-	var ev Event
+// It returns storage.ErrNotFound if the event has expired.
+func (s *Store) LoadDelivery(ctx context.Context, id, target string) (*storage.Event, []byte, *delivery.Delivery, error) {
+	var ev storage.Event
 	var raw []byte
 	var d delivery.Delivery
 	err := s.read(func(txn *badger.Txn) error {
@@ -101,7 +94,7 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *delivery.Deliv
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil, nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
+		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load delivery %s/%s: %w", id, target, err)
@@ -109,17 +102,11 @@ func (s *Store) LoadDelivery(id, target string) (*Event, []byte, *delivery.Deliv
 	return &ev, raw, &d, nil
 }
 
-// ErrSuperseded is returned by RecordAttempt when a replay replaced the
-// delivery's queue entry while the attempt ran: the attempt is recorded,
-// but the replay's entry, not this attempt's outcome, decides what happens
-// next.
-var ErrSuperseded = errors.New("delivery superseded by a replay")
-
 // RecordAttempt records attempt result r of the delivery of event id to
 // target, made for the queue entry queueKey, by applying delivery.Next
 // under policy p, and returns the delivery as recorded. If a replay has
 // replaced queueKey meanwhile, only the attempt is recorded, the replay's
-// queue entry stays, and the error is ErrSuperseded. If the event has
+// queue entry stays, and the error is storage.ErrSuperseded. If the event has
 // expired, the queue entry is dropped and nothing else is written.
 func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error) {
 	entry, kid, ok := parseQueueKey(target, queueKey)
@@ -163,7 +150,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		return delivery.Delivery{}, err
 	}
 	if !current && !expired {
-		return d, ErrSuperseded
+		return d, storage.ErrSuperseded
 	}
 	return d, nil
 }
@@ -173,9 +160,9 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 // moved. target need not be one the event was routed to.
 func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) error {
 	return s.update(func(txn *badger.Txn) error {
-		var ev Event
+		var ev storage.Event
 		if err := getJSON(txn, eventKey(id), &ev); errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("event %s: %w", id, ErrNotFound)
+			return fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 		} else if err != nil {
 			return err
 		}
@@ -213,8 +200,8 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 			break
 		}
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	}
 	return err
 }

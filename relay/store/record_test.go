@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // TestRecordAttempt checks that the store applies delivery.Next under the
@@ -35,7 +35,7 @@ func TestRecordAttempt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStore(t)
 			ctx := context.Background()
-			res, err := st.Ingest(ctx, &store.Event{Source: "sp", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
+			res, err := st.Ingest(ctx, &storage.Event{Source: "sp", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,14 +49,14 @@ func TestRecordAttempt(t *testing.T) {
 			if got.Status != tt.wantStatus || got.Tries != tt.wantTries || len(got.Attempts) != len(tt.outcomes) {
 				t.Errorf("RecordAttempt = %+v, want %s after %d tries", got, tt.wantStatus, tt.wantTries)
 			}
-			_, _, stored, err := st.LoadDelivery(res.ID, "media")
+			_, _, stored, err := st.LoadDelivery(context.Background(), res.ID, "media")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if stored.Status != got.Status || stored.Tries != got.Tries || !stored.NextAt.Equal(got.NextAt) {
 				t.Errorf("stored %+v, returned %+v", stored, got)
 			}
-			n, err := st.QueueDepth("media")
+			n, err := st.QueueDepth(context.Background(), "media")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestRecordAttempt(t *testing.T) {
 				t.Errorf("queue depth = %d, want %d", n, want)
 			}
 			if tt.wantQueued {
-				due, _, err := st.DueDeliveries("media", got.NextAt, 10, nil)
+				due, _, err := st.DueDeliveries(context.Background(), "media", got.NextAt, 10, nil)
 				if err != nil || len(due) != 1 || !due[0].At.Equal(got.NextAt) {
 					t.Errorf("DueDeliveries = %v, %v; want the retry at %v", due, err, got.NextAt)
 				}
@@ -79,7 +79,7 @@ func TestRecordAttemptSuperseded(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	received := time.Now().UTC().Add(-time.Hour)
-	res, err := st.Ingest(ctx, &store.Event{Source: "sp", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
+	res, err := st.Ingest(ctx, &storage.Event{Source: "sp", ReceivedAt: received, DedupeKey: "k", Targets: []string{"media"}}, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,13 @@ func TestRecordAttemptSuperseded(t *testing.T) {
 	}
 	r := delivery.Result{Attempt: delivery.Attempt{At: now, StatusCode: 404}, Outcome: delivery.Permanent}
 	got, err := st.RecordAttempt(ctx, res.ID, "media", key, r, delivery.Policy{MaxAttempts: 3})
-	if !errors.Is(err, store.ErrSuperseded) {
+	if !errors.Is(err, storage.ErrSuperseded) {
 		t.Fatalf("RecordAttempt = %v, want ErrSuperseded", err)
 	}
 	if got.Status != delivery.Pending || !got.Replay || got.Tries != 0 || len(got.Attempts) != 1 || !got.NextAt.Equal(now) {
 		t.Errorf("superseded attempt left %+v, want the pending replay with one attempt", got)
 	}
-	if n, _ := st.QueueDepth("media"); n != 1 {
+	if n, _ := st.QueueDepth(context.Background(), "media"); n != 1 {
 		t.Errorf("queue depth = %d, want the replay's entry", n)
 	}
 	if _, err := st.RecordAttempt(ctx, res.ID, "media", []byte("q/media/x"), r, delivery.Policy{}); err == nil {

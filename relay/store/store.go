@@ -4,7 +4,7 @@
 // Key layout (all values JSON unless noted):
 //
 //	d/<sha256(source, dedupe key)>  -> event id          TTL: dedupe window
-//	m/<event id>                    -> Event             TTL: retention
+//	m/<event id>                    -> storage.Event             TTL: retention
 //	r/<event id>                    -> raw body (bytes)  TTL: retention
 //	a/<event id>/<target>           -> Delivery          TTL: retention
 //	q/<target>/<due ns, 8 bytes BE><event id> -> ""      the delivery queue
@@ -29,29 +29,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hookrelay/hookrelay/dedupe"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
-
-// ErrUnavailable wraps errors that mean the store cannot take writes now
-// (closed, shutting down, disk trouble). The HTTP layer answers 503.
-var ErrUnavailable = errors.New("store unavailable")
-
-// ErrNotFound is returned for unknown event ids.
-var ErrNotFound = errors.New("not found")
-
-// Event is the stored metadata of one webhook.
-type Event struct {
-	ID         string            `json:"id"`
-	Source     string            `json:"source"`
-	Provider   string            `json:"provider"`
-	Type       string            `json:"type"`
-	Subject    string            `json:"subject"`
-	Time       time.Time         `json:"time"`
-	ReceivedAt time.Time         `json:"received_at"`
-	DedupeKey  string            `json:"dedupe_key"`
-	DeliveryID string            `json:"delivery_id,omitempty"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Targets    []string          `json:"targets,omitempty"`
-}
 
 // Options configure a Store.
 type Options struct {
@@ -61,7 +40,7 @@ type Options struct {
 	DedupeWindow time.Duration
 	CacheSize    int
 	Logger       *slog.Logger
-	// MustExist makes Open fail with ErrNoStore instead of creating a
+	// MustExist makes Open fail with storage.ErrNoStore instead of creating a
 	// store (the CLI reads stores, never makes them).
 	MustExist bool
 }
@@ -101,7 +80,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if opts.MustExist && !hasStore(opts.Path) {
-		return nil, fmt.Errorf("%w at %s", ErrNoStore, opts.Path)
+		return nil, fmt.Errorf("%w at %s", storage.ErrNoStore, opts.Path)
 	}
 	if err := os.MkdirAll(opts.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -140,7 +119,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // Close stops background work and closes Badger cleanly. Reads and
-// writes after Close fail with ErrUnavailable.
+// writes after Close fail with storage.ErrUnavailable.
 func (s *Store) Close(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
@@ -164,7 +143,7 @@ func (s *Store) read(fn func(txn *badger.Txn) error) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return fmt.Errorf("%w: store closed", ErrUnavailable)
+		return fmt.Errorf("%w: store closed", storage.ErrUnavailable)
 	}
 	return s.db.View(fn)
 }
@@ -174,15 +153,15 @@ func (s *Store) write(fn func(txn *badger.Txn) error) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return fmt.Errorf("%w: store closed", ErrUnavailable)
+		return fmt.Errorf("%w: store closed", storage.ErrUnavailable)
 	}
 	return s.db.Update(fn)
 }
 
-// Ready returns ErrUnavailable once the store is closed (for /readyz).
+// Ready returns storage.ErrUnavailable once the store is closed (for /readyz).
 func (s *Store) Ready() error {
 	if s.db.IsClosed() {
-		return ErrUnavailable
+		return storage.ErrUnavailable
 	}
 	return nil
 }
@@ -207,12 +186,6 @@ func (s *Store) gcLoop() {
 	}
 }
 
-// Result is the outcome of Ingest.
-type Result struct {
-	ID        string
-	Duplicate bool
-}
-
 // Group-commit limits: one ingest transaction holds at most this many
 // events and bytes of bodies.
 const (
@@ -222,7 +195,7 @@ const (
 
 // ingestReq is one Ingest call waiting for the committer.
 type ingestReq struct {
-	ev   *Event
+	ev   *storage.Event
 	meta []byte // ev as JSON, encoded by the caller (not the committer)
 	raw  []byte
 	key  []byte
@@ -230,7 +203,7 @@ type ingestReq struct {
 }
 
 type ingestResp struct {
-	res Result
+	res storage.Result
 	err error
 }
 
@@ -243,25 +216,25 @@ type ingestResp struct {
 // that moment into one Badger transaction, so concurrent webhooks share a
 // commit (and, with sync on, one fsync). Ingest returns only after the
 // transaction holding its event has committed.
-func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte) (Result, error) {
+func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error) {
 	key := dedupe.Key(ev.Source, ev.DedupeKey)
 	if id, ok := s.dedupe.Cached(key, ev.ReceivedAt); ok {
-		return Result{ID: id, Duplicate: true}, nil
+		return storage.Result{ID: id, Duplicate: true}, nil
 	}
 	// Id and JSON are made here, in the caller's goroutine, so that the
 	// single committer only touches Badger. An id of a duplicate is dropped.
 	ev.ID = s.ids.New(ev.ReceivedAt)
 	meta, err := json.Marshal(ev)
 	if err != nil {
-		return Result{}, fmt.Errorf("encode event: %w", err)
+		return storage.Result{}, fmt.Errorf("encode event: %w", err)
 	}
 	req := &ingestReq{ev: ev, meta: meta, raw: raw, key: key, done: make(chan ingestResp, 1)}
 	select {
 	case s.ingestCh <- req:
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return storage.Result{}, fmt.Errorf("%w: %w", storage.ErrUnavailable, ctx.Err())
 	case <-s.stop:
-		return Result{}, fmt.Errorf("%w: store closed", ErrUnavailable)
+		return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
 	}
 	// Once queued, wait for the outcome even if ctx ends: the event may be
 	// committed, and the caller must not answer as if it were not. If the
@@ -274,7 +247,7 @@ func (s *Store) Ingest(ctx context.Context, ev *Event, raw []byte) (Result, erro
 		case r := <-req.done:
 			return r.res, r.err
 		default:
-			return Result{}, fmt.Errorf("%w: store closed", ErrUnavailable)
+			return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
 		}
 	}
 }
@@ -313,7 +286,7 @@ func (s *Store) drainIngest() {
 	for {
 		select {
 		case r := <-s.ingestCh:
-			r.done <- ingestResp{err: fmt.Errorf("%w: store closed", ErrUnavailable)}
+			r.done <- ingestResp{err: fmt.Errorf("%w: store closed", storage.ErrUnavailable)}
 		default:
 			return
 		}
@@ -329,11 +302,19 @@ func (s *Store) commitBatch(batch []*ingestReq) {
 		for i := 0; i < n; i++ {
 			r := batch[i]
 			if err != nil {
-				r.done <- ingestResp{err: fmt.Errorf("%w: store event: %w", ErrUnavailable, err)}
+				r.done <- ingestResp{err: fmt.Errorf("%w: store event: %w", storage.ErrUnavailable, err)}
 				continue
 			}
 			s.dedupe.Remember(r.key, results[i].claim.ID, results[i].claim.Expires)
-			r.done <- ingestResp{res: Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup}}
+			res := storage.Result{ID: results[i].claim.ID, Duplicate: results[i].claim.Dup}
+			if !res.Duplicate {
+				res.Queued = make([]storage.Due, len(r.ev.Targets))
+				for j, t := range r.ev.Targets {
+					at := r.ev.ReceivedAt
+					res.Queued[j] = storage.Due{EventID: res.ID, Target: t, At: at, Key: QueueKey(t, at, res.ID)}
+				}
+			}
+			r.done <- ingestResp{res: res}
 		}
 		batch = batch[n:]
 	}
