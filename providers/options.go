@@ -195,3 +195,21 @@ func OptionKeys(opts Options) []string {
 	}
 	return keys
 }
+
+// SecretOptions returns the values of opts' fields tagged `secret:"true"`
+// (a callback header's expected value, say), which error messages and
+// pages must never show.
+func SecretOptions(opts Options) []string {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	v = v.Elem()
+	var out []string
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Tag.Get("secret") == "true" && v.Field(i).Kind() == reflect.String {
+			out = append(out, v.Field(i).String())
+		}
+	}
+	return out
+}

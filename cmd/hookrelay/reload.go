@@ -6,6 +6,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/admin"
+	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/urfave/cli/v2"
 )
 
@@ -20,18 +21,28 @@ func reloadCommand() *cli.Command {
 			"Exit codes: 0 reloaded, 1 refused or no server answering.",
 		Flags: []cli.Flag{configFlag()},
 		Action: func(c *cli.Context) error {
-			cfg, err := loadConfig(c)
+			path := c.String("config")
+			if path == "" {
+				return errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+			}
+			// The server re-reads and judges the file; only the admin section
+			// is read here, so that an invalid file still reaches the server
+			// (which logs and counts the refusal) and its verdict is printed.
+			ac, err := config.LoadAdmin(path)
 			if err != nil {
 				return err
 			}
-			if cfg.Admin.Listen == "" {
+			if ac.Listen == "" {
 				return errors.New("admin.listen is empty: reload needs the admin API (or send SIGHUP to the server)")
 			}
-			cl := admin.NewClient(relay.DialAddr(cfg.Admin.Listen), cfg.Admin.Token)
+			cl := admin.NewClient(relay.DialAddr(ac.Listen), ac.Token)
 			if err := cl.Reload(c.Context); err != nil {
+				if errors.Is(err, admin.ErrNoServer) {
+					return fmt.Errorf("no hookrelay answers at admin.listen %s: %w", ac.Listen, err)
+				}
 				return fmt.Errorf("reload refused: %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "reloaded %s\n", cfg.File)
+			fmt.Fprintf(c.App.Writer, "reloaded %s\n", path)
 			return nil
 		},
 	}

@@ -71,7 +71,7 @@ type Options struct {
 	// Header and Value: the callback-header scheme's header and its
 	// expected value (a shared secret).
 	Header string `yaml:"header"`
-	Value  string `yaml:"value"`
+	Value  string `yaml:"value" secret:"true"`
 }
 
 // Config keys of the options, as errors name them.

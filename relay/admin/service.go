@@ -15,7 +15,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/storage"
-	"github.com/hookrelay/hookrelay/relay/store"
 )
 
 // Router picks the targets of an event (used to replay unrouted events).
@@ -25,7 +24,7 @@ type Router interface {
 
 // Service answers inspection and replay requests against an open store.
 type Service struct {
-	Store *store.Store
+	Store storage.Store
 	// Routing returns the routes and the configured target names in force
 	// (a reload changes them).
 	Routing func() (Router, []string)

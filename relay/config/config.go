@@ -323,3 +323,33 @@ func (c *Config) SourceNames() []string { return slices.Sorted(maps.Keys(c.Sourc
 
 // TargetNames returns the target names, sorted.
 func (c *Config) TargetNames() []string { return slices.Sorted(maps.Keys(c.Targets)) }
+
+// LoadAdmin reads only the admin section of the file at path (with its
+// ${VAR}s expanded and its defaults): enough for `hookrelay reload` to
+// reach the running server even when the rest of the file is invalid, so
+// that the server itself refuses it, logs and counts the refusal.
+func LoadAdmin(path string) (Admin, error) {
+	a := Default().Admin
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return a, fmt.Errorf("read config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return a, &Error{File: path, Msg: "not a YAML mapping"}
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != "admin" {
+			continue
+		}
+		n := m.Content[i+1]
+		if err := expandEnv(n, []string{"admin"}, os.LookupEnv); err != nil {
+			return a, &Error{File: path, Line: n.Line, Key: "admin", Msg: err.Error()}
+		}
+		if err := n.Decode(&a); err != nil {
+			return a, &Error{File: path, Line: n.Line, Key: "admin", Msg: "cannot read the admin section"}
+		}
+	}
+	return a, nil
+}

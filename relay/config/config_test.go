@@ -178,6 +178,11 @@ func TestBadConfig(t *testing.T) {
 		{"retention_shorter_than_retries", 5, "storage.retention", "shorter than target media can keep retrying (48h0m0s)"},
 		{"header_value_newline", 11, "targets.media.headers.X-Team", "may not contain line breaks"},
 		{"zero_timeout", 3, "server.read_timeout", "must be positive"},
+		{"secret_bad_expires", 8, "sources.sp.secrets[1].expires", `invalid expires "tomorrow"`},
+		{"secret_unknown_key", 8, "sources.sp.secrets[0].expire", `unknown key "expire"`},
+		{"provider_option_unknown", 8, "sources.vv.scheme", `unknown key "scheme" for provider videovector`},
+		{"provider_option_bad", 8, "sources.sk.scheme", `unknown scheme "signed-somehow"`},
+		{"provider_option_list", 7, "sources.vv.webhook_id", "must be a single value"},
 	}
 	env := envOf(map[string]string{"SECRET": testSecret, "EMPTY": ""})
 	for _, tt := range tests {

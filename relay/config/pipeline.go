@@ -374,8 +374,8 @@ func redact(msg string, s *Source) string {
 	for _, sec := range s.Secrets {
 		vals = append(vals, sec.Value)
 	}
-	for _, n := range s.ProviderKeys {
-		vals = append(vals, n.Value)
+	if s.Options != nil {
+		vals = append(vals, providers.SecretOptions(s.Options)...)
 	}
 	for _, v := range vals {
 		if len(v) >= 4 {

@@ -1,0 +1,119 @@
+package deliver_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/deliver"
+	"github.com/hookrelay/hookrelay/relay/delivery"
+)
+
+// recorder is a target that counts requests per event id and notes the
+// X-Rev header of each; hold, when set, keeps requests waiting.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	ids  map[string]int
+	revs map[string]string
+	hold chan struct{} // closed to let held requests answer
+	in   chan string   // ids of requests that arrived
+}
+
+func newRecorder(t *testing.T, hold bool) *recorder {
+	r := &recorder{ids: map[string]int{}, revs: map[string]string{}, in: make(chan string, 100)}
+	if hold {
+		r.hold = make(chan struct{})
+	}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id := req.Header.Get("webhook-id")
+		if id == "" {
+			id = req.Header.Get("X-Id")
+		}
+		r.mu.Lock()
+		r.ids[id]++
+		r.revs[id] = req.Header.Get("X-Rev")
+		r.mu.Unlock()
+		r.in <- id
+		if r.hold != nil {
+			<-r.hold
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) count(id string) (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ids[id], r.revs[id]
+}
+
+// TestApplyChangedTargetWaitsForAttemptsInFlight: a reload that changes a
+// target while an attempt is in flight lets the attempt finish and be
+// recorded, and the new dispatcher (new headers) does not attempt it again.
+func TestApplyChangedTargetWaitsForAttemptsInFlight(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	rec := newRecorder(t, true)
+	tg := testTarget("t", rec.URL)
+	tg.SigningKey = []byte("k")
+	tg.Headers = map[string]string{"X-Rev": "1"}
+	e := startEngine(t, st, nil, tg)
+	first := enqueue(t, st, "t")
+	e.Notify("t")
+	select {
+	case <-rec.in:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt started")
+	}
+	changed := tg
+	changed.Headers = map[string]string{"X-Rev": "2"}
+	if removed := e.Apply([]deliver.Target{changed}); len(removed) != 0 {
+		t.Fatalf("removed = %v, want none", removed)
+	}
+	second := enqueue(t, st, "t")
+	e.Notify("t")
+	time.Sleep(100 * time.Millisecond) // the new dispatcher must not start yet
+	if n, _ := rec.count(second); n != 0 {
+		t.Fatalf("new dispatcher attempted while the old one had an attempt in flight")
+	}
+	close(rec.hold)
+	waitDelivery(t, st, first, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
+	waitDelivery(t, st, second, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
+	if n, rev := rec.count(first); n != 1 || rev != "1" {
+		t.Errorf("first event: %d requests, X-Rev %q; want 1 with the old header", n, rev)
+	}
+	if n, rev := rec.count(second); n != 1 || rev != "2" {
+		t.Errorf("second event: %d requests, X-Rev %q; want 1 with the new header", n, rev)
+	}
+}
+
+// TestApplyRemovedTargetKeepsPending: a removed target's deliveries stay
+// pending in the store and are made once the target comes back.
+func TestApplyRemovedTargetKeepsPending(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	rec := newRecorder(t, false)
+	tg := testTarget("t", rec.URL)
+	tg.SigningKey = []byte("k")
+	e := startEngine(t, st, nil)
+	if removed := e.Apply(nil); len(removed) != 0 {
+		t.Fatalf("removed = %v", removed)
+	}
+	id := enqueue(t, st, "t")
+	e.Notify("t")
+	time.Sleep(100 * time.Millisecond)
+	if n, _ := rec.count(id); n != 0 {
+		t.Fatal("delivered to a target that is not configured")
+	}
+	if n, err := st.QueueDepth(context.Background(), "t"); err != nil || n != 1 {
+		t.Fatalf("queue depth = %d, %v; want 1", n, err)
+	}
+	e.Apply([]deliver.Target{tg})
+	waitDelivery(t, st, id, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
+	if removed := e.Apply(nil); len(removed) != 1 || removed[0] != "t" {
+		t.Errorf("removed = %v, want [t]", removed)
+	}
+}
