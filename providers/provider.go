@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -44,6 +45,19 @@ func ParseBody(provider string, p Provider, h http.Header, body []byte) (Event, 
 		return Event{}, fmt.Errorf("%s: %w", provider, err)
 	}
 	return p.ParseDoc(h, doc), nil
+}
+
+// QueryVerifier is implemented by adapters whose scheme authenticates a
+// request by its URL query too (a secret token in the callback URL).
+// Source.Accept then calls VerifyQuery instead of Verify.
+type QueryVerifier interface {
+	VerifyQuery(q url.Values, h http.Header, body []byte, now time.Time) error
+}
+
+// QuerySigner is implemented by adapters whose requests carry their
+// credential in the URL query: `hookrelay send` adds it to the URL.
+type QuerySigner interface {
+	SignQuery(q url.Values)
 }
 
 // Signer produces the headers a provider would send with body at time now.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,11 +22,18 @@ type Source struct {
 	DedupeKey []KeyExpr
 }
 
-// Accept verifies a request and extracts its event, applying the source's
-// dedupe-key override and, failing everything else, the body-hash fallback.
-// The body is decoded once, for the adapter and the override alike.
-func (s *Source) Accept(h http.Header, body []byte, now time.Time) (Event, error) {
-	if err := s.Adapter.Verify(h, body, now); err != nil {
+// Accept verifies a request (its URL query q, headers and body) and
+// extracts its event, applying the source's dedupe-key override and,
+// failing everything else, the body-hash fallback. The body is decoded
+// once, for the adapter and the override alike.
+func (s *Source) Accept(q url.Values, h http.Header, body []byte, now time.Time) (Event, error) {
+	var err error
+	if qv, ok := s.Adapter.(QueryVerifier); ok {
+		err = qv.VerifyQuery(q, h, body, now)
+	} else {
+		err = s.Adapter.Verify(h, body, now)
+	}
+	if err != nil {
 		return Event{}, err
 	}
 	doc, err := DecodeObject(body)

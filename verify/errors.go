@@ -30,12 +30,16 @@ var (
 	ErrEmptySecret = errors.New("empty secret")
 	// ErrWebhookIDMismatch: the request names another webhook than the one configured.
 	ErrWebhookIDMismatch = errors.New("webhook id mismatch")
+	// ErrMissingToken: a scheme that authenticates by a token in the URL
+	// query got none.
+	ErrMissingToken = errors.New("missing token query parameter")
 )
 
 // IsBadRequest reports whether err describes a malformed request (HTTP 400)
 // rather than a failed authentication (HTTP 401).
 func IsBadRequest(err error) bool {
-	return errors.Is(err, ErrMissingHeader) || errors.Is(err, ErrMalformedHeader) || errors.Is(err, ErrInvalidJSON)
+	return errors.Is(err, ErrMissingHeader) || errors.Is(err, ErrMalformedHeader) || errors.Is(err, ErrInvalidJSON) ||
+		errors.Is(err, ErrMissingToken)
 }
 
 // HeaderError names the header a ErrMissingHeader or ErrMalformedHeader is

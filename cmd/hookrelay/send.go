@@ -13,6 +13,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
@@ -124,6 +125,17 @@ func send(c *cli.Context) error {
 		} else {
 			custom = []byte(d)
 		}
+	}
+	if qs, ok := ad.(providers.QuerySigner); ok {
+		// The credential travels in the URL (shortkit callback-token).
+		u, err := neturl.Parse(url)
+		if err != nil {
+			return fmt.Errorf("bad URL: %w", err)
+		}
+		q := u.Query()
+		qs.SignQuery(q)
+		u.RawQuery = q.Encode()
+		url = u.String()
 	}
 	count, conc := c.Int("count"), c.Int("concurrency")
 	if count < 1 || conc < 1 {

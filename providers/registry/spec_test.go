@@ -151,7 +151,7 @@ func TestSpecs(t *testing.T) {
 						}
 					}
 					src := providers.Source{Name: "spec", Provider: s.provider, Adapter: a}
-					acc, err := src.Accept(h, body, now)
+					acc, err := src.Accept(nil, h, body, now)
 					if err != nil {
 						t.Fatalf("%s/%s: Accept: %v", event, uid, err)
 					}

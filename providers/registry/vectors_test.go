@@ -54,7 +54,7 @@ func TestGoldenVectors(t *testing.T) {
 			}
 
 			src := providers.Source{Name: "test", Provider: v.Provider, Adapter: a}
-			ev, err = src.Accept(h, body, v.now())
+			ev, err = src.Accept(nil, h, body, v.now())
 			if err != nil {
 				t.Fatalf("Accept: %v", err)
 			}

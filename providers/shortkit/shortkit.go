@@ -10,10 +10,15 @@
 //     HMAC of the raw body ("sha256=" accepted but not required);
 //     X-Shortform-Timestamp is optional and, when present (ISO 8601 or unix
 //     seconds), checked against the tolerance. It is not signed.
-//   - "callback-header" (the current callbackUrl callbacks): no signature;
-//     the header named by the header option must carry the value option,
-//     compared in constant time. The value plays the secret's part, so the
-//     secrets option is not used.
+//   - "callback-header": no signature; the header named by the header
+//     option must carry the value option, compared in constant time. The
+//     value plays the secret's part, so the secrets option is not used.
+//   - "callback-token" (the per-request callbackUrl callbacks as shortkit
+//     documents them today: "callback requests are not signed"; a secret
+//     token in the URL is recommended): the provider calls
+//     /webhooks/<source>?token=<secret>; the token is compared in constant
+//     time with the source's secrets (rotation and expiry apply). A missing
+//     token is a bad request, a wrong one unauthorized.
 //
 // The key of the signed schemes is the secret string as UTF-8 bytes, whsec_
 // prefix included.
@@ -24,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +46,11 @@ const (
 	SchemeTimestamp      = "timestamp"
 	SchemeBodyOnly       = "body-only"
 	SchemeCallbackHeader = "callback-header"
+	SchemeCallbackToken  = "callback-token"
 )
+
+// TokenParam is the URL query parameter of the callback-token scheme.
+const TokenParam = "token"
 
 // Header names and the signature prefix.
 const (
@@ -98,9 +108,10 @@ func New(c providers.Common, o Options) (*Adapter, error) {
 	case SchemeBodyOnly:
 	case SchemeCallbackHeader:
 		return newCallback(c, o)
+	case SchemeCallbackToken:
 	default:
 		return nil, &providers.OptionError{Provider: Name, Option: OptScheme,
-			Err: fmt.Errorf("unknown scheme %q (want %s, %s or %s)", o.Scheme, SchemeTimestamp, SchemeBodyOnly, SchemeCallbackHeader)}
+			Err: fmt.Errorf("unknown scheme %q (want %s, %s, %s or %s)", o.Scheme, SchemeTimestamp, SchemeBodyOnly, SchemeCallbackHeader, SchemeCallbackToken)}
 	}
 	for option, v := range map[string]string{OptHeader: o.Header, OptValue: o.Value} {
 		if v != "" {
@@ -139,12 +150,45 @@ func newCallback(c providers.Common, o Options) (*Adapter, error) {
 }
 
 // SensitiveHeaders names the signature header, or the callback header
-// whose value is the shared secret.
+// whose value is the shared secret. (The callback token is in the URL
+// query, which hookrelay never stores or logs.)
 func (a *Adapter) SensitiveHeaders() []string {
-	if a.scheme == SchemeCallbackHeader {
+	switch a.scheme {
+	case SchemeCallbackHeader:
 		return []string{http.CanonicalHeaderKey(a.header)}
+	case SchemeCallbackToken:
+		return nil
 	}
 	return []string{SignatureHeader}
+}
+
+// VerifyQuery checks a request with its URL query: the callback-token
+// scheme's token, every value of a repeated token parameter tried (any
+// valid one verifies); the other schemes ignore the query (Verify).
+func (a *Adapter) VerifyQuery(q url.Values, h http.Header, body []byte, now time.Time) error {
+	if a.scheme != SchemeCallbackToken {
+		return a.Verify(h, body, now)
+	}
+	tokens := q[TokenParam]
+	ok := false
+	for _, tok := range tokens {
+		ok = verify.MatchToken(a.secrets, now, tok) || ok
+	}
+	switch {
+	case len(tokens) == 0 || tokens[0] == "" && len(tokens) == 1:
+		return fmt.Errorf("%s: %w", Name, verify.ErrMissingToken)
+	case !ok:
+		return fmt.Errorf("%s: %w: the token does not match a configured secret", Name, verify.ErrNoValidSignature)
+	}
+	return nil
+}
+
+// SignQuery adds the callback-token scheme's token (the first secret) to
+// a callback URL's query.
+func (a *Adapter) SignQuery(q url.Values) {
+	if a.scheme == SchemeCallbackToken {
+		q.Set(TokenParam, string(providers.FirstKey(a.secrets)))
+	}
 }
 
 // Scheme returns the adapter's scheme (SchemeTimestamp for the default).
@@ -154,6 +198,8 @@ func (a *Adapter) Scheme() string { return a.scheme }
 func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 	var err error
 	switch a.scheme {
+	case SchemeCallbackToken:
+		err = verify.ErrMissingToken // the token is in the query: see VerifyQuery
 	case SchemeCallbackHeader:
 		err = a.verifyCallback(h)
 	case SchemeBodyOnly:
@@ -220,7 +266,9 @@ func (a *Adapter) verifyCallback(h http.Header) error {
 }
 
 // Parse extracts the event: type from body "event", subject from
-// "data.contentId", time from "timestamp", delivery id and dedupe key from
+// "data.contentId" (the snake_case content.playback_id_updated event:
+// "data.content_id" or "content_id"), time from "timestamp" (ISO 8601 or
+// unix seconds), delivery id and dedupe key from
 // X-Shortform-Delivery-ID (the same on every retry). Without that header,
 // as with callbacks, the dedupe key is empty and the caller falls back to
 // the body hash: a key made of event and content id could merge two
@@ -232,9 +280,15 @@ func (a *Adapter) Parse(h http.Header, body []byte) (providers.Event, error) {
 // ParseDoc is Parse for the decoded body.
 func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 	id := h.Get(DeliveryIDHeader)
+	subject := providers.Field(doc, "data.contentId")
+	for _, path := range []string{"data.content_id", "content_id"} {
+		if subject == "" {
+			subject = providers.Field(doc, path) // content.playback_id_updated: snake_case
+		}
+	}
 	return providers.Event{
 		Type:       providers.Field(doc, "event"),
-		Subject:    providers.Field(doc, "data.contentId"),
+		Subject:    subject,
 		Time:       providers.ParseTime(doc["timestamp"]),
 		DeliveryID: id,
 		DedupeKey:  id,
@@ -250,6 +304,8 @@ func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	switch a.scheme {
+	case SchemeCallbackToken:
+		// Nothing in the headers: the token goes in the URL (SignQuery).
 	case SchemeCallbackHeader:
 		h.Set(a.header, a.value)
 	case SchemeBodyOnly:

@@ -12,8 +12,13 @@ import (
 var Spec = providers.Spec{
 	Name:       Name,
 	NewOptions: func() providers.Options { return &Options{} },
-	Events:     []string{"content.imported", "content.import_failed", "tiktok_import.completed"},
+	Events:     []string{"content.imported", "content.import_failed", "tiktok_import.completed", "content.playback_id_updated"},
 	Sample: func(event, uid string, now time.Time) map[string]any {
+		if event == "content.playback_id_updated" {
+			// The organization-level Live VOD webhook: snake_case, unix seconds.
+			return map[string]any{"event": event, "timestamp": now.Unix(),
+				"data": map[string]any{"content_id": "cnt_" + uid, "playback_id": "pb_" + uid}}
+		}
 		return map[string]any{"event": event, "timestamp": now.UTC().Format(time.RFC3339),
 			"data": map[string]any{"contentId": "cnt_" + uid, "status": "imported", "sourceUrl": "https://example.com/in/" + uid}}
 	},
@@ -24,7 +29,7 @@ var Spec = providers.Spec{
 			return nil, nil, fmt.Errorf("%s: sign sample: adapter is a %T", Name, a)
 		}
 		h, err := sk.Sign(body, now)
-		if err == nil && sk.scheme != SchemeCallbackHeader {
+		if err == nil && sk.scheme != SchemeCallbackHeader && sk.scheme != SchemeCallbackToken {
 			h.Set(DeliveryIDHeader, "dl_"+uid)
 		}
 		return body, h, err

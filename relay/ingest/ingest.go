@@ -163,7 +163,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	received := h.now()
-	pev, err := src.Accept(r.Header, body, received)
+	pev, err := src.Accept(r.URL.Query(), r.Header, body, received)
 	if err != nil {
 		status, outcome := classify(err)
 		observe(outcome)
