@@ -16,6 +16,8 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "validate the config and print its sources, targets and routes",
+		Description: "Errors name the file, the line and the key. Secrets are never printed.\n" +
+			exitCodes("the config is valid", "it is not (one line: file:line: key: problem)"),
 		Flags: []cli.Flag{configFlag()},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)

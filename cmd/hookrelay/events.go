@@ -24,10 +24,18 @@ func eventsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "events",
 		Usage: "inspect stored events (through the running server, or directly on the store)",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return unknownCommand(c.Command.Subcommands, "events", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "list events, newest first",
+				Description: "Times are RFC 3339 in UTC. Works with or without a running serve.\n" +
+					exitCodes("listed (maybe none)", "bad flags or config, or the store cannot be read"),
 				Flags: append(filterFlags(),
 					&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` events"},
 					&cli.StringFlag{Name: "cursor", Usage: "continue after event `ID` (pagination)"},
@@ -36,8 +44,10 @@ func eventsCommand() *cli.Command {
 				Action: eventsList,
 			},
 			{
-				Name:      "show",
-				Usage:     "show one event: headers, payload and every delivery attempt",
+				Name:  "show",
+				Usage: "show one event: headers, payload and every delivery attempt",
+				Description: "Signature and credential headers are redacted. Times are RFC 3339 in UTC.\n" +
+					exitCodes("shown", "no such event, bad flags or config, or the store cannot be read"),
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}},
 				Action:    eventsShow,
@@ -262,6 +272,8 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replay",
 		Usage: "send stored events again (marked as replays) and report matched / sent / failed",
+		Description: "A selector (--id, --source, --provider, --type, --status, --since, --until) or --all is required.\n" +
+			exitCodes("every delivery was sent (or --dry-run)", "a delivery failed or got no attempt, or bad flags or config"),
 		Flags: append(filterFlags(),
 			&cli.StringSliceFlag{Name: "id", Usage: "replay event `ID` (repeatable)"},
 			&cli.StringFlag{Name: "target", Usage: "send to target `NAME` instead of the events' own targets"},
