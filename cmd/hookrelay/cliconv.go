@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -205,4 +206,21 @@ func versionLine() string {
 // exitCodes is the last paragraph of every command's help.
 func exitCodes(success, failure string) string {
 	return "Exit codes: 0 " + success + "; 1 " + failure + "."
+}
+
+// cliTimeFormat is the one format of times the CLI prints: RFC 3339 in
+// UTC with milliseconds.
+const cliTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// cliTime formats t for the CLI's tables and details ("-" for none).
+func cliTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(cliTimeFormat)
+}
+
+// count is "1 event" or "2 events".
+func count(n int, one, many string) string {
+	return fmt.Sprintf("%d %s", n, plural(n, one, many))
 }

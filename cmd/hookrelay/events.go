@@ -158,7 +158,7 @@ func eventsList(c *cli.Context) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "ID\tRECEIVED\tSOURCE\tTYPE\tSUBJECT\tSTATUS\tDELIVERIES\n")
 	for _, ev := range events {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.ReceivedAt.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, cliTime(ev.ReceivedAt),
 			ev.Source, ev.Type, dash(ev.Subject), ev.Status, summarize(ev.Deliveries))
 	}
 	w.Flush()
@@ -217,8 +217,8 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	fmt.Fprintf(out, "source:      %s (%s)\n", d.Source, d.Provider)
 	fmt.Fprintf(out, "type:        %s\n", d.Type)
 	fmt.Fprintf(out, "subject:     %s\n", dash(d.Subject))
-	fmt.Fprintf(out, "time:        %s\n", d.Time.Format(time.RFC3339Nano))
-	fmt.Fprintf(out, "received:    %s\n", d.ReceivedAt.Format(time.RFC3339Nano))
+	fmt.Fprintf(out, "time:        %s\n", cliTime(d.Time))
+	fmt.Fprintf(out, "received:    %s\n", cliTime(d.ReceivedAt))
 	fmt.Fprintf(out, "dedupe key:  %s\n", d.DedupeKey)
 	if d.DeliveryID != "" {
 		fmt.Fprintf(out, "delivery id: %s\n", d.DeliveryID)
@@ -240,7 +240,7 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	for _, dl := range d.Deliveries {
 		fmt.Fprintf(out, "  %s: %s", dl.Target, dl.Status)
 		if dl.Status == delivery.Pending && !dl.NextAt.IsZero() {
-			fmt.Fprintf(out, " (next attempt %s)", dl.NextAt.Local().Format(time.RFC3339))
+			fmt.Fprintf(out, " (next attempt %s)", cliTime(dl.NextAt))
 		}
 		fmt.Fprintln(out)
 		for i, a := range dl.Attempts {
@@ -255,7 +255,7 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 			if a.Replay {
 				replay = " (replay)"
 			}
-			fmt.Fprintf(out, "    #%d %s  %s  %.1f ms%s\n", i+1, a.At.Local().Format("2006-01-02 15:04:05.000"), result, a.LatencyMS, replay)
+			fmt.Fprintf(out, "    #%d %s  %s  %.1f ms%s\n", i+1, cliTime(a.At), result, a.LatencyMS, replay)
 		}
 	}
 	fmt.Fprintf(out, "\npayload:\n")
@@ -366,7 +366,7 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 		via = "through the running server"
 	}
 	if rep.DryRun {
-		fmt.Fprintf(out, "dry run: %d events matched, %d deliveries would be sent (nothing sent)\n", rep.Matched, len(rep.Items))
+		fmt.Fprintf(out, "dry run: %s matched, %s would be sent (nothing sent)\n", count(rep.Matched, "event", "events"), count(len(rep.Items), "delivery", "deliveries"))
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, it := range rep.Items {
 			fmt.Fprintf(w, "  %s\t-> %s\n", it.EventID, it.Target)
@@ -374,7 +374,7 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 		w.Flush()
 		return
 	}
-	fmt.Fprintf(out, "replayed %s: matched %d events, %d deliveries: sent %d, failed %d", via, rep.Matched, len(rep.Items), rep.Sent, rep.Failed)
+	fmt.Fprintf(out, "replayed %s: matched %s, %s: sent %d, failed %d", via, count(rep.Matched, "event", "events"), count(len(rep.Items), "delivery", "deliveries"), rep.Sent, rep.Failed)
 	if rep.Pending > 0 {
 		fmt.Fprintf(out, ", no attempt yet %d", rep.Pending)
 	}
