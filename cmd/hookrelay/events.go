@@ -279,7 +279,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "target", Usage: "send to target `NAME` instead of the events' own targets"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "list what would be sent; send nothing"},
 			&cli.BoolFlag{Name: "all", Usage: "replay every stored event (required when no other selector is given)"},
-			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "how long to wait for the first attempt of each delivery"},
+			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "wait up to `DURATION` for the first attempt of each delivery"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		),
 		Action: replay,

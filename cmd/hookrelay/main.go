@@ -58,6 +58,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints errors and picks exit codes
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version line and exit"},
+			// Our own help command keeps urfave/cli from adding its flag.
+			&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"},
 		},
 		Commands: []*cli.Command{
 			initCommand(),
