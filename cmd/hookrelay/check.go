@@ -58,8 +58,8 @@ func printConfig(out io.Writer, cfg *config.Config) {
 		if t.SigningSecret != "" {
 			signed = "yes"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d attempts, %s..%s\t%s\n", name, redactURL(t.URL), t.Timeout.D(), t.MaxInFlight,
-			t.Retry.MaxAttempts, t.Retry.InitialBackoff.D(), t.Retry.MaxBackoff.D(), signed)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s, %s..%s\t%s\n", name, redactURL(t.URL), t.Timeout.D(), t.MaxInFlight,
+			count(t.Retry.MaxAttempts, "attempt", "attempts"), t.Retry.InitialBackoff.D(), t.Retry.MaxBackoff.D(), signed)
 	}
 	w.Flush()
 	fmt.Fprintln(out)

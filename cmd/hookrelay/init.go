@@ -27,7 +27,7 @@ func initCommand() *cli.Command {
 			exitCodes("written", "the file exists (nothing is changed), or bad flags"),
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "provider", Usage: "add a source for `PROVIDER` (repeatable; " + strings.Join(registry.Names(), ", ") + ")"},
-			&cli.StringFlag{Name: "target", Value: "http://127.0.0.1:9000/events", Usage: "relay events to `URL` (default: a local `hookrelay sink`)"},
+			&cli.StringFlag{Name: "target", Value: "http://127.0.0.1:9000/events", Usage: "relay events to `URL` (by default a local hookrelay sink)"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "hookrelay.yaml", Usage: "write the config to `FILE`"},
 		},
 		Action: initConfig,

@@ -329,7 +329,7 @@ func summarizeSend(results []sendResult, elapsed time.Duration, conc int) sendSu
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printSummary(out io.Writer, s sendSummary) {
-	fmt.Fprintf(out, "sent %d requests in %.2fs: %.0f req/s (concurrency %d)\n", s.Requests, s.DurationS, s.RPS, s.Concurrency)
+	fmt.Fprintf(out, "sent %s in %.2fs: %.0f req/s (concurrency %d)\n", count(s.Requests, "request", "requests"), s.DurationS, s.RPS, s.Concurrency)
 	for _, k := range slices.Sorted(maps.Keys(s.Outcomes)) {
 		fmt.Fprintf(out, "  %-10s %d\n", k, s.Outcomes[k])
 	}
