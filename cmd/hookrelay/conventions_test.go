@@ -469,3 +469,26 @@ func TestBareVariableCheck(t *testing.T) {
 	res := cliRun(t, cliEnv("MY_SP_SECRET="+cliSecret), "check", "--config", path)
 	wantOneErrorLine(t, res, "hookrelay: "+path+":6: sources.sp.secrets[0]: $MY_SP_SECRET is not expanded: write ${MY_SP_SECRET}")
 }
+
+// TestCheckLayoutErrors: through the binary, YAML layout mistakes are one
+// line in words, on the line that is wrong.
+func TestCheckLayoutErrors(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		line int
+		want string
+	}{
+		{"indent_less.yaml", 6, "lines up with no key above it"},
+		{"source_scalar.yaml", 4, `sources.sp: expected a source`},
+		{"tab.yaml", 7, "YAML indents with spaces only"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := "../../relay/config/testdata/layout/" + tc.file
+			res := cliRun(t, cliEnv(), "check", "--config", path)
+			wantOneErrorLine(t, res, fmt.Sprintf("hookrelay: %s:%d: ", path, tc.line))
+			if !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("stderr %q does not say %q", res.stderr, tc.want)
+			}
+		})
+	}
+}

@@ -188,7 +188,7 @@ func dash(s string) string {
 
 func eventsShow(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return errors.New("events show takes exactly one event ID (flags go before it)")
+		return errors.New("events show takes exactly one event ID")
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {
@@ -288,7 +288,7 @@ func replayCommand() *cli.Command {
 
 func replay(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (use --id ID; flags go before arguments)", c.Args().First())
+		return fmt.Errorf("unexpected argument %q (use --id ID)", c.Args().First())
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {

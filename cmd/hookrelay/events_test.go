@@ -277,7 +277,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 		t.Errorf("payload = %s, want %s", d.Payload, bodyA)
 	}
 	// The human form shows the same.
-	res = run("events", "show", "--config", cfgPath, idA)
+	res = run("events", "show", idA, "--config", cfgPath) // flags after the ID work too
 	for _, want := range []string{idA, "X-Sketchpen-Signature: [redacted]", "main: dead", "HTTP 404", `"video_id": "vid-A"`} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("events show does not show %q:\n%s", want, res.stdout)
