@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/providers/registry"
 	"github.com/hookrelay/hookrelay/relay/config"
+	"gopkg.in/yaml.v3"
 )
 
 // keyPaths returns the documented form of every leaf key of t, walking the
@@ -43,20 +46,37 @@ func keyPaths(t reflect.Type, prefix string) []string {
 	return out
 }
 
-var unmarshaler = reflect.TypeOf((*interface {
-	UnmarshalYAML(func(any) error) error
-})(nil)).Elem()
+var unmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+
+// providerKeys returns "sources.<name>.KEY" for the own keys of every
+// provider (their options structs, which the config decodes a source's
+// other keys into).
+func providerKeys(t *testing.T) []string {
+	var out []string
+	for _, name := range registry.Names() {
+		spec, err := registry.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range providers.OptionKeys(spec.NewOptions()) {
+			out = append(out, "sources.<name>."+k)
+		}
+	}
+	return out
+}
 
 // structElem reports whether t (or what it points to) is a struct that the
-// yaml package decodes field by field.
+// yaml package decodes field by field (not one with its own UnmarshalYAML,
+// like config.Secret).
 func structElem(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	return t.Kind() == reflect.Struct && t != reflect.TypeOf(config.Duration(0))
+	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(unmarshaler)
 }
 
-// TestDocsListEveryKey: every key of the config structs appears in
+// TestDocsListEveryKey: every key of the config structs (and of each
+// provider's options struct) appears in
 // docs/config.md as `key` in a table row, and every key a table row names
 // exists, so the reference can neither fall behind nor invent keys.
 func TestDocsListEveryKey(t *testing.T) {
@@ -65,7 +85,7 @@ func TestDocsListEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(raw)
-	keys := keyPaths(reflect.TypeOf(config.Config{}), "")
+	keys := append(keyPaths(reflect.TypeOf(config.Config{}), ""), providerKeys(t)...)
 	if len(keys) < 40 {
 		t.Fatalf("walked only %d keys: %v", len(keys), keys)
 	}
