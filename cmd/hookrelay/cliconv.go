@@ -224,3 +224,49 @@ func cliTime(t time.Time) string {
 func count(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, plural(n, one, many))
 }
+
+// usageErrors makes every command's flag errors one line that names the
+// command, says what is wrong in words and where its help is, instead of
+// urfave/cli's "Incorrect Usage" followed by the whole help text.
+func usageErrors(app *cli.App) {
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return usageError(app.Flags, "", err)
+	}
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			p := strings.TrimSpace(path + " " + c.Name)
+			flags := c.Flags
+			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+				return usageError(flags, p, err)
+			}
+			walk(p, c.Subcommands)
+		}
+	}
+	walk("", app.Commands)
+}
+
+// usageError rewrites the flag package's message for command path (""
+// for the top level).
+func usageError(flags []cli.Flag, path string, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		msg = fmt.Sprintf("unknown flag --%s", name)
+		var names []*cli.Command
+		for _, f := range flags {
+			names = append(names, &cli.Command{Name: f.Names()[0]})
+		}
+		if s := nearestCommand(names, name); s != "" {
+			msg += fmt.Sprintf("; did you mean --%s?", s)
+		}
+	} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		msg = fmt.Sprintf("flag --%s needs a value", strings.TrimLeft(name, "-"))
+	}
+	where := "hookrelay help"
+	if path != "" {
+		where += " " + path
+		msg = path + ": " + msg
+	}
+	return fmt.Errorf("%s (see %s)", msg, where)
+}

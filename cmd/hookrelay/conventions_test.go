@@ -147,6 +147,21 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
+// TestFlagErrors: a bad flag is one line naming the command, in words,
+// with the nearest flag and where the help is, not the whole help text.
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"events", "list", "--sorce", "x"}, "hookrelay: events list: unknown flag --sorce; did you mean --source? (see hookrelay help events list)"},
+		{[]string{"send", "--count"}, "hookrelay: send: flag --count needs a value (see hookrelay help send)"},
+		{[]string{"--bogus"}, "hookrelay: unknown flag --bogus (see hookrelay help)"},
+	} {
+		wantOneErrorLine(t, cliRun(t, cliEnv(), tc.args...), tc.want+"\n")
+	}
+}
+
 func TestVersionLineSame(t *testing.T) {
 	a, b := cliRun(t, cliEnv(), "version"), cliRun(t, cliEnv(), "--version")
 	if a.stdout != b.stdout || !versionRE.MatchString(a.stdout) {

@@ -79,6 +79,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	usageErrors(app)
 	app.Action = func(c *cli.Context) error {
 		if c.Bool("version") {
 			fmt.Fprintln(c.App.Writer, versionLine())
