@@ -193,11 +193,16 @@ func versionLine() string {
 				modified = s.Value
 			}
 		}
-		if vcsRev != "" {
+		switch {
+		case vcsRev != "":
 			rev = vcsRev[:min(len(vcsRev), 12)]
 			if modified == "true" {
 				rev += "-dirty"
 			}
+		case rev == "unknown":
+			// `go install ...@<commit>` stamps no VCS settings, but a
+			// pseudo-version ends with the commit.
+			rev = pseudoCommit(bi.Main.Version, rev)
 		}
 	}
 	return fmt.Sprintf("hookrelay %s (commit %s, %s)", versionString(), rev, runtime.Version())
@@ -269,4 +274,18 @@ func usageError(flags []cli.Flag, path string, err error) error {
 		msg = path + ": " + msg
 	}
 	return fmt.Errorf("%s (see %s)", msg, where)
+}
+
+// pseudoCommit returns the commit of a Go pseudo-version
+// ("v0.0.0-20261201104400-8858dc2a55f3"), else def.
+func pseudoCommit(version, def string) string {
+	i := strings.LastIndexByte(version, '-')
+	if i < 0 || len(version)-i-1 != 12 {
+		return def
+	}
+	c := version[i+1:]
+	if strings.Trim(c, "0123456789abcdef") != "" {
+		return def
+	}
+	return c
 }

@@ -162,6 +162,19 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+func TestPseudoCommit(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"v0.0.0-20261201104400-8858dc2a55f3", "8858dc2a55f3"},
+		{"v1.2.3", "unknown"},
+		{"v1.2.4-0.20261201104400-8858dc2a55f3", "8858dc2a55f3"},
+		{"(devel)", "unknown"},
+	} {
+		if got := pseudoCommit(tt.in, "unknown"); got != tt.want {
+			t.Errorf("pseudoCommit(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestVersionLineSame(t *testing.T) {
 	a, b := cliRun(t, cliEnv(), "version"), cliRun(t, cliEnv(), "--version")
 	if a.stdout != b.stdout || !versionRE.MatchString(a.stdout) {
