@@ -103,8 +103,8 @@ func TestDocsListEveryKey(t *testing.T) {
 		}
 	}
 	for _, col := range []string{"| key | type | default | change | meaning |"} {
-		if got, want := strings.Count(doc, col), 9; got != want {
-			t.Errorf("docs/config.md has %d tables with the columns %q, want %d (one per section)", got, col, want)
+		if got, want := strings.Count(doc, col), 9; got < want {
+			t.Errorf("docs/config.md has %d tables with the columns %q, want at least %d (one per section)", got, col, want)
 		}
 	}
 }
