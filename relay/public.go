@@ -3,12 +3,14 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hookrelay/hookrelay/relay/ingest"
 	"github.com/hookrelay/hookrelay/relay/tlsedge"
@@ -23,18 +25,18 @@ import (
 func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
 	t := s.cfg.TLS
 	if !t.Enabled() {
-		return s.listen("public", s.cfg.Server.Listen, h)
+		return listenError("server.listen", s.cfg.Server.Listen, s.listen("public", s.cfg.Server.Listen, h))
 	}
 	// Bind first: ACME validation must reach the ports we really hold.
 	httpsLn, err := net.Listen("tcp", net.JoinHostPort(t.ListenHost, strconv.Itoa(t.HTTPSPort)))
 	if err != nil {
-		return fmt.Errorf("https listener: %w", err)
+		return listenError("tls.https_port", strconv.Itoa(t.HTTPSPort), fmt.Errorf("https listener: %w", err))
 	}
 	var httpLn net.Listener
 	if t.HTTPPort > 0 {
 		if httpLn, err = net.Listen("tcp", net.JoinHostPort(t.ListenHost, strconv.Itoa(t.HTTPPort))); err != nil {
 			httpsLn.Close()
-			return fmt.Errorf("http listener: %w", err)
+			return listenError("tls.http_port", strconv.Itoa(t.HTTPPort), fmt.Errorf("http listener: %w", err))
 		}
 	}
 	edge, err := tlsedge.New(tlsedge.Options{
@@ -105,4 +107,18 @@ func allReady(checks ...func() error) func() error {
 		}
 		return nil
 	}
+}
+
+// listenError names the config key behind a listener that could not be
+// bound (nil stays nil), and says why when the port is taken.
+func listenError(key, value string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s %s is taken by another process (another hookrelay?): stop it or change %s: %w", key, value, key, err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s %s: not allowed (ports below 1024 need root or CAP_NET_BIND_SERVICE): %w", key, value, err)
+	}
+	return fmt.Errorf("%s %s: %w", key, value, err)
 }

@@ -161,7 +161,7 @@ func (s *Server) queueDepths() map[string]int {
 func (s *Server) listenAdmin(h http.Handler) error {
 	ln, err := net.Listen("tcp", s.cfg.Admin.Listen)
 	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
+		return listenError("admin.listen", s.cfg.Admin.Listen, fmt.Errorf("admin listener: %w", err))
 	}
 	base, cancel := context.WithCancel(context.Background())
 	s.adminCancel = cancel

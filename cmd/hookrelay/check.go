@@ -16,6 +16,8 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "validate the config and print its sources, targets and routes",
+		Description: "Errors name the file, the line and the key. Secrets are never printed.\n" +
+			exitCodes("the config is valid", "it is not (one line: file:line: key: problem)"),
 		Flags: []cli.Flag{configFlag()},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
@@ -56,8 +58,8 @@ func printConfig(out io.Writer, cfg *config.Config) {
 		if t.SigningSecret != "" {
 			signed = "yes"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d attempts, %s..%s\t%s\n", name, redactURL(t.URL), t.Timeout.D(), t.MaxInFlight,
-			t.Retry.MaxAttempts, t.Retry.InitialBackoff.D(), t.Retry.MaxBackoff.D(), signed)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s, %s..%s\t%s\n", name, redactURL(t.URL), t.Timeout.D(), t.MaxInFlight,
+			count(t.Retry.MaxAttempts, "attempt", "attempts"), t.Retry.InitialBackoff.D(), t.Retry.MaxBackoff.D(), signed)
 	}
 	w.Flush()
 	fmt.Fprintln(out)

@@ -230,8 +230,8 @@ func TestVersion(t *testing.T) {
 			if got, want := res.code, 0; got != want {
 				t.Fatalf("exit code = %d, want %d (stderr %q)", got, want, res.stderr)
 			}
-			if !regexp.MustCompile(`^hookrelay( version)? \S+\n$`).MatchString(res.stdout) {
-				t.Errorf("stdout = %q, want \"hookrelay <version>\"", res.stdout)
+			if !versionRE.MatchString(res.stdout) {
+				t.Errorf("stdout = %q, want \"hookrelay VERSION (commit C, goX)\"", res.stdout)
 			}
 		})
 	}
@@ -298,8 +298,16 @@ func listenerAddr(line string) (name, addr string, ok bool) {
 // running.
 func cliStart(t *testing.T, env []string, args []string, want ...string) (*cliProc, error) {
 	t.Helper()
+	return cliStartIn(t, "", env, args, want...)
+}
+
+// cliStartIn is cliStart with the process's working directory set to dir
+// ("" = the test's).
+func cliStartIn(t *testing.T, dir string, env []string, args []string, want ...string) (*cliProc, error) {
+	t.Helper()
 	p := &cliProc{cmd: exec.Command(cliBinary, args...), addrs: map[string]string{}, done: make(chan struct{})}
 	p.cmd.Env = env
+	p.cmd.Dir = dir
 	p.cmd.Stdout = &p.stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -24,10 +24,18 @@ func eventsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "events",
 		Usage: "inspect stored events (through the running server, or directly on the store)",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return unknownCommand(c.Command.Subcommands, "events", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "list events, newest first",
+				Description: "Times are RFC 3339 in UTC. Works with or without a running serve.\n" +
+					exitCodes("listed (maybe none)", "bad flags or config, or the store cannot be read"),
 				Flags: append(filterFlags(),
 					&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most `N` events"},
 					&cli.StringFlag{Name: "cursor", Usage: "continue after event `ID` (pagination)"},
@@ -36,8 +44,10 @@ func eventsCommand() *cli.Command {
 				Action: eventsList,
 			},
 			{
-				Name:      "show",
-				Usage:     "show one event: headers, payload and every delivery attempt",
+				Name:  "show",
+				Usage: "show one event: headers, payload and every delivery attempt",
+				Description: "Signature and credential headers are redacted. Times are RFC 3339 in UTC.\n" +
+					exitCodes("shown", "no such event, bad flags or config, or the store cannot be read"),
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}},
 				Action:    eventsShow,
@@ -148,7 +158,7 @@ func eventsList(c *cli.Context) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "ID\tRECEIVED\tSOURCE\tTYPE\tSUBJECT\tSTATUS\tDELIVERIES\n")
 	for _, ev := range events {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.ReceivedAt.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, cliTime(ev.ReceivedAt),
 			ev.Source, ev.Type, dash(ev.Subject), ev.Status, summarize(ev.Deliveries))
 	}
 	w.Flush()
@@ -178,7 +188,7 @@ func dash(s string) string {
 
 func eventsShow(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return errors.New("events show takes exactly one event ID (flags go before it)")
+		return errors.New("events show takes exactly one event ID")
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {
@@ -207,8 +217,8 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	fmt.Fprintf(out, "source:      %s (%s)\n", d.Source, d.Provider)
 	fmt.Fprintf(out, "type:        %s\n", d.Type)
 	fmt.Fprintf(out, "subject:     %s\n", dash(d.Subject))
-	fmt.Fprintf(out, "time:        %s\n", d.Time.Format(time.RFC3339Nano))
-	fmt.Fprintf(out, "received:    %s\n", d.ReceivedAt.Format(time.RFC3339Nano))
+	fmt.Fprintf(out, "time:        %s\n", cliTime(d.Time))
+	fmt.Fprintf(out, "received:    %s\n", cliTime(d.ReceivedAt))
 	fmt.Fprintf(out, "dedupe key:  %s\n", d.DedupeKey)
 	if d.DeliveryID != "" {
 		fmt.Fprintf(out, "delivery id: %s\n", d.DeliveryID)
@@ -230,7 +240,7 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	for _, dl := range d.Deliveries {
 		fmt.Fprintf(out, "  %s: %s", dl.Target, dl.Status)
 		if dl.Status == delivery.Pending && !dl.NextAt.IsZero() {
-			fmt.Fprintf(out, " (next attempt %s)", dl.NextAt.Local().Format(time.RFC3339))
+			fmt.Fprintf(out, " (next attempt %s)", cliTime(dl.NextAt))
 		}
 		fmt.Fprintln(out)
 		for i, a := range dl.Attempts {
@@ -245,7 +255,7 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 			if a.Replay {
 				replay = " (replay)"
 			}
-			fmt.Fprintf(out, "    #%d %s  %s  %.1f ms%s\n", i+1, a.At.Local().Format("2006-01-02 15:04:05.000"), result, a.LatencyMS, replay)
+			fmt.Fprintf(out, "    #%d %s  %s  %.1f ms%s\n", i+1, cliTime(a.At), result, a.LatencyMS, replay)
 		}
 	}
 	fmt.Fprintf(out, "\npayload:\n")
@@ -262,12 +272,14 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replay",
 		Usage: "send stored events again (marked as replays) and report matched / sent / failed",
+		Description: "A selector (--id, --source, --provider, --type, --status, --since, --until) or --all is required.\n" +
+			exitCodes("every delivery was sent (or --dry-run)", "a delivery failed or got no attempt, or bad flags or config"),
 		Flags: append(filterFlags(),
 			&cli.StringSliceFlag{Name: "id", Usage: "replay event `ID` (repeatable)"},
 			&cli.StringFlag{Name: "target", Usage: "send to target `NAME` instead of the events' own targets"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "list what would be sent; send nothing"},
 			&cli.BoolFlag{Name: "all", Usage: "replay every stored event (required when no other selector is given)"},
-			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "how long to wait for the first attempt of each delivery"},
+			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "wait up to `DURATION` for the first attempt of each delivery"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		),
 		Action: replay,
@@ -276,7 +288,7 @@ func replayCommand() *cli.Command {
 
 func replay(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (use --id ID; flags go before arguments)", c.Args().First())
+		return fmt.Errorf("unexpected argument %q (use --id ID)", c.Args().First())
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {
@@ -354,7 +366,7 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 		via = "through the running server"
 	}
 	if rep.DryRun {
-		fmt.Fprintf(out, "dry run: %d events matched, %d deliveries would be sent (nothing sent)\n", rep.Matched, len(rep.Items))
+		fmt.Fprintf(out, "dry run: %s matched, %s would be sent (nothing sent)\n", count(rep.Matched, "event", "events"), count(len(rep.Items), "delivery", "deliveries"))
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, it := range rep.Items {
 			fmt.Fprintf(w, "  %s\t-> %s\n", it.EventID, it.Target)
@@ -362,7 +374,7 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 		w.Flush()
 		return
 	}
-	fmt.Fprintf(out, "replayed %s: matched %d events, %d deliveries: sent %d, failed %d", via, rep.Matched, len(rep.Items), rep.Sent, rep.Failed)
+	fmt.Fprintf(out, "replayed %s: matched %s, %s: sent %d, failed %d", via, count(rep.Matched, "event", "events"), count(len(rep.Items), "delivery", "deliveries"), rep.Sent, rep.Failed)
 	if rep.Pending > 0 {
 		fmt.Fprintf(out, ", no attempt yet %d", rep.Pending)
 	}

@@ -277,16 +277,17 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 		t.Errorf("payload = %s, want %s", d.Payload, bodyA)
 	}
 	// The human form shows the same.
-	res = run("events", "show", "--config", cfgPath, idA)
+	res = run("events", "show", idA, "--config", cfgPath) // flags after the ID work too
 	for _, want := range []string{idA, "X-Sketchpen-Signature: [redacted]", "main: dead", "HTTP 404", `"video_id": "vid-A"`} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("events show does not show %q:\n%s", want, res.stdout)
 		}
 	}
+	wantUTCTimes(t, "events show", res.stdout, 3)
 
 	// A dry run, online, sends nothing.
 	res = run("replay", "--config", cfgPath, "--status", "dead", "--dry-run")
-	if res.code != 0 || !strings.Contains(res.stdout, "dry run: 1 events matched") || !strings.Contains(res.stdout, idA) {
+	if res.code != 0 || !strings.Contains(res.stdout, "dry run: 1 event matched") || !strings.Contains(res.stdout, idA) {
 		t.Errorf("replay --dry-run: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	if got := len(mainT.requests()); got != 1 {
@@ -302,7 +303,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("replay: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
 	}
-	for _, want := range []string{"through the running server", "matched 1 events", "sent 1, failed 0"} {
+	for _, want := range []string{"through the running server", "matched 1 event,", "sent 1, failed 0"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("replay report %q does not say %q", res.stdout, want)
 		}
@@ -346,6 +347,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	if !evTableHas(res.stdout, idA, "delivered") {
 		t.Errorf("events list table has no row with %s and delivered:\n%s", idA, res.stdout)
 	}
+	wantUTCTimes(t, "events list", res.stdout, 1)
 
 	// Bad input while online: exit 1 with a message.
 	for _, tc := range []struct {
@@ -384,7 +386,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 
 	// Offline dry run: nothing sent, nothing changed.
 	res = run("replay", "--config", cfgPath, "--status", "dead", "--dry-run")
-	if res.code != 0 || !strings.Contains(res.stdout, "dry run: 1 events matched") || !strings.Contains(res.stdout, idB) {
+	if res.code != 0 || !strings.Contains(res.stdout, "dry run: 1 event matched") || !strings.Contains(res.stdout, idB) {
 		t.Errorf("offline replay --dry-run: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	if got := len(mainT.requests()); got != mainBefore {
@@ -399,7 +401,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	if res.code == 0 {
 		t.Errorf("offline replay to a failing target exited 0:\n%s", res.stdout)
 	}
-	for _, want := range []string{"directly on the store", "matched 1 events", "sent 0, failed 1", "HTTP 404"} {
+	for _, want := range []string{"directly on the store", "matched 1 event,", "sent 0, failed 1", "HTTP 404"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("offline replay report %q does not say %q", res.stdout, want)
 		}
@@ -414,7 +416,7 @@ func TestEventsAndReplayEndToEnd(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("offline replay: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
 	}
-	for _, want := range []string{"directly on the store", "matched 1 events", "sent 1, failed 0"} {
+	for _, want := range []string{"directly on the store", "matched 1 event,", "sent 1, failed 0"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("offline replay report %q does not say %q", res.stdout, want)
 		}
@@ -625,7 +627,7 @@ func TestEventsOffline(t *testing.T) {
 		// The route takes every sp event to main: replaying the unrouted
 		// events of the last 90 minutes sends exactly one.
 		code, stdout, stderr := evRun("replay", "--config", cfgPath, "--status", "unrouted", "--since", "90m", "--dry-run")
-		if code != 0 || !strings.Contains(stdout, "dry run: 1 events matched, 1 deliveries") || len(target.requests()) != 0 {
+		if code != 0 || !strings.Contains(stdout, "dry run: 1 event matched, 1 delivery") || len(target.requests()) != 0 {
 			t.Fatalf("dry run: exit %d, %d requests\n%s%s", code, len(target.requests()), stdout, stderr)
 		}
 		code, stdout, stderr = evRun("replay", "--config", cfgPath, "--status", "unrouted", "--since", "90m")

@@ -16,8 +16,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set with -ldflags "-X main.version=..." by release builds.
-var version = ""
+// version and commit are set with -ldflags "-X main.version=... -X
+// main.commit=..." by release builds; commit is otherwise read from the
+// build's VCS stamp (vcs.revision).
+var (
+	version = ""
+	commit  = ""
+)
 
 func main() {
 	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
@@ -26,7 +31,7 @@ func main() {
 // run executes the CLI and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	if err := app.RunContext(ctx, args); err != nil {
+	if err := app.RunContext(ctx, normalizeArgs(app, args)); err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) && ec.Error() == "" {
 			return ec.ExitCode()
@@ -38,16 +43,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
-		Name:                 "hookrelay",
-		Usage:                "verify, de-duplicate, store and relay provider webhooks",
+	app := &cli.App{
+		Name:  "hookrelay",
+		Usage: "verify, de-duplicate, store and relay provider webhooks",
+		Description: "Flags may stand before or after a command's arguments. \"hookrelay help CMD\" or\n" +
+			"\"hookrelay CMD --help\" describes one command. HOOKRELAY_CONFIG may stand in for --config.\n" +
+			exitCodes("success", "failure or bad input"),
 		Version:              versionString(),
+		HideVersion:          true, // --version is ours: the same line as `version`
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		HideHelpCommand:      true,
-		EnableBashCompletion: false,
+		HideHelpCommand:      true, // `help` is ours (normalizeArgs): it works for subcommands too
+		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints errors and picks exit codes
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version line and exit"},
+			// Our own help command keeps urfave/cli from adding its flag.
+			&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"},
+		},
 		Commands: []*cli.Command{
+			initCommand(),
 			serveCommand(),
 			checkCommand(),
 			reloadCommand(),
@@ -55,9 +70,27 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			replayCommand(),
 			sendCommand(),
 			sinkCommand(),
+			completionCommand(),
 			versionCommand(),
+			{
+				Name: "help", Usage: "show the commands, or one command's help", ArgsUsage: "[COMMAND [SUBCOMMAND]]",
+				// normalizeArgs turns "help X" into "X --help" before parsing.
+				Action: func(c *cli.Context) error { return cli.ShowAppHelp(c) },
+			},
 		},
 	}
+	usageErrors(app)
+	app.Action = func(c *cli.Context) error {
+		if c.Bool("version") {
+			fmt.Fprintln(c.App.Writer, versionLine())
+			return nil
+		}
+		if c.NArg() > 0 {
+			return unknownCommand(c.App.Commands, "", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
+	}
+	return app
 }
 
 func versionString() string {
@@ -72,10 +105,11 @@ func versionString() string {
 
 func versionCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "version",
-		Usage: "print the version",
+		Name:        "version",
+		Usage:       "print the version line: version, commit and Go version (as --version does)",
+		Description: exitCodes("always", "never"),
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "hookrelay %s\n", versionString())
+			fmt.Fprintln(c.App.Writer, versionLine())
 			return nil
 		},
 	}
@@ -84,7 +118,7 @@ func versionCommand() *cli.Command {
 // configFlag is --config, also read from HOOKRELAY_CONFIG.
 func configFlag() *cli.StringFlag {
 	return &cli.StringFlag{
-		Name: "config", Aliases: []string{"c"}, Usage: "config file `FILE`",
+		Name: "config", Aliases: []string{"c"}, Usage: "read the config from `FILE` (YAML)",
 		EnvVars: []string{"HOOKRELAY_CONFIG"},
 	}
 }

@@ -30,18 +30,25 @@ func sendCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "send",
 		Usage:     "sign and send webhooks like a provider does: one test event, or a load test",
-		ArgsUsage: "URL",
+		ArgsUsage: "[URL]",
+		Description: "Either --provider P --secret S URL, or --config FILE --source NAME (provider, options,\n" +
+			"secret and URL from the config; a URL argument overrides the URL). --list-events --provider P\n" +
+			"lists the event types of the built-in samples.\n" +
+			exitCodes("every request was answered accepted or duplicate", "a request failed or was rejected, or bad flags"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "provider", Required: true, Usage: "sign like `P` (" + strings.Join(registry.Names(), ", ") + ")"},
-			&cli.StringFlag{Name: "secret", Required: true, Usage: "signing `SECRET` (as in the source's secrets)", EnvVars: []string{"HOOKRELAY_SEND_SECRET"}},
-			&cli.StringFlag{Name: "event", Usage: "event `TYPE` (default: a typical event of the provider)"},
+			configFlag(),
+			&cli.StringFlag{Name: "source", Usage: "with --config: send to source `NAME` as its provider would"},
+			&cli.StringFlag{Name: "provider", Usage: "sign like `PROVIDER` (" + strings.Join(registry.Names(), ", ") + ")"},
+			&cli.StringFlag{Name: "secret", Usage: "signing `SECRET` (as in the source's secrets)", EnvVars: []string{"HOOKRELAY_SEND_SECRET"}},
+			&cli.BoolFlag{Name: "list-events", Usage: "list the sample event types of --provider (or --source) and exit"},
+			&cli.StringFlag{Name: "event", Usage: "event `TYPE` (default: a typical event of the provider; see --list-events)"},
 			&cli.StringFlag{Name: "data", Usage: "body from `@FILE` or inline JSON instead of the built-in sample"},
-			&cli.StringFlag{Name: "scheme", Usage: "provider variant (shortkit: timestamp, body-only, callback-header)"},
+			&cli.StringFlag{Name: "scheme", Usage: "provider variant `SCHEME` (shortkit: timestamp, body-only, callback-header)"},
 			&cli.StringFlag{Name: "header", Usage: "callback-header scheme: header `NAME`"},
 			&cli.StringFlag{Name: "signature-header", Usage: "hmac provider: signature header `NAME`"},
-			&cli.StringFlag{Name: "prefix", Usage: "hmac provider: signature prefix"},
-			&cli.StringFlag{Name: "encoding", Usage: "hmac provider: hex or base64"},
-			&cli.StringFlag{Name: "template", Usage: "hmac provider: signed content template"},
+			&cli.StringFlag{Name: "prefix", Usage: "hmac provider: signature `PREFIX` such as sha256="},
+			&cli.StringFlag{Name: "encoding", Usage: "hmac provider: signature `ENCODING` (hex or base64)"},
+			&cli.StringFlag{Name: "template", Usage: "hmac provider: signed content `TEMPLATE` such as {timestamp}.{body}"},
 			&cli.StringFlag{Name: "timestamp-header", Usage: "hmac provider: timestamp header `NAME`"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "send `N` requests (each with a unique dedupe key)"},
 			&cli.IntFlag{Name: "concurrency", Value: 1, Usage: "`C` requests in flight"},
@@ -79,42 +86,24 @@ type sendSummary struct {
 }
 
 func send(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return errors.New("send takes exactly one URL (flags go before it), e.g. http://127.0.0.1:8080/webhooks/sketchpen-dev")
-	}
-	url := c.Args().First()
-	provider := c.String("provider")
-	spec, err := registry.Lookup(provider)
-	if err != nil {
-		return fmt.Errorf("--provider: %w", err)
-	}
-	common := providers.Common{Secrets: []providers.Secret{{Value: c.String("secret")}}}
-	opts := spec.NewOptions()
-	// Flags named like a provider's own keys set them (--scheme, --header,
-	// --signature-header, ...); the others are not this provider's.
-	for _, key := range providers.OptionKeys(opts) {
-		flag := strings.ReplaceAll(key, "_", "-")
-		if key == "value" || !c.IsSet(flag) {
-			continue
-		}
-		if err := providers.SetOption(opts, key, c.String(flag)); err != nil {
-			return fmt.Errorf("--%s: %w", flag, err)
-		}
-	}
-	if c.String("scheme") == "callback-header" {
-		// The callback scheme sends a configured header value, not a signature.
-		common.Secrets = nil
-		if err := providers.SetOption(opts, "value", c.String("secret")); err != nil {
-			return err
-		}
-	}
-	ad, err := opts.New(common)
+	tgt, err := sendTarget(c)
 	if err != nil {
 		return err
+	}
+	url, spec, ad := tgt.url, tgt.spec, tgt.ad
+	if c.Bool("list-events") {
+		fmt.Fprintln(c.App.Writer, strings.Join(spec.Events, "\n"))
+		return nil
+	}
+	if url == "" {
+		return errors.New("send needs the URL to post to (e.g. http://127.0.0.1:8080/webhooks/sketchpen-dev), or --config FILE --source NAME")
 	}
 	event := c.String("event")
 	if event == "" {
 		event = spec.Events[0]
+	} else if !c.IsSet("data") && !slices.Contains(spec.Events, event) {
+		return fmt.Errorf("--event: %s has no sample event %q (known: %s; or pass the body with --data)",
+			spec.Name, event, strings.Join(spec.Events, ", "))
 	}
 	var custom []byte
 	if d := c.String("data"); d != "" {
@@ -208,9 +197,9 @@ func send(c *cli.Context) error {
 	case len(results) == 1 && !c.Bool("quiet"):
 		r := results[0]
 		if r.err != "" {
-			fmt.Fprintf(out, "%s %s: %s\n", provider, event, r.err)
+			fmt.Fprintf(out, "%s %s: %s\n", spec.Name, event, r.err)
 		} else {
-			fmt.Fprintf(out, "%s %s -> HTTP %d %s %s (%s)\n", provider, event, r.status, r.outcome, r.id, r.latency.Round(time.Microsecond))
+			fmt.Fprintf(out, "%s %s -> HTTP %d %s %s (%s)\n", spec.Name, event, r.status, r.outcome, r.id, r.latency.Round(time.Microsecond))
 		}
 	default:
 		printSummary(out, sum)
@@ -352,7 +341,7 @@ func summarizeSend(results []sendResult, elapsed time.Duration, conc int) sendSu
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printSummary(out io.Writer, s sendSummary) {
-	fmt.Fprintf(out, "sent %d requests in %.2fs: %.0f req/s (concurrency %d)\n", s.Requests, s.DurationS, s.RPS, s.Concurrency)
+	fmt.Fprintf(out, "sent %s in %.2fs: %.0f req/s (concurrency %d)\n", count(s.Requests, "request", "requests"), s.DurationS, s.RPS, s.Concurrency)
 	for _, k := range slices.Sorted(maps.Keys(s.Outcomes)) {
 		fmt.Fprintf(out, "  %-10s %d\n", k, s.Outcomes[k])
 	}

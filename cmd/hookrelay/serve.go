@@ -14,6 +14,9 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the webhook gateway",
+		Description: "Serves POST /webhooks/<source>, /healthz and /readyz on server.listen (or HTTPS with tls),\n" +
+			"the admin API and metrics on admin.listen, and delivers events to the targets.\n" +
+			exitCodes("after a clean shutdown (SIGINT or SIGTERM)", "bad config, a listener or the store cannot be opened, or a listener failed"),
 		Flags: []cli.Flag{configFlag()},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/providers/standardwebhooks"
+	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/urfave/cli/v2"
 )
 
@@ -24,8 +25,12 @@ func sinkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "sink",
 		Usage: "a local target for development: verifies hookrelay's signature and prints each event",
+		Description: "With --config and --target, the listen address and signing secret come from that target.\n" +
+			exitCodes("stopped by SIGINT or SIGTERM", "bad flags, config or secret, or the address cannot be bound"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9000", Usage: "listen on `ADDR`"},
+			configFlag(),
+			&cli.StringFlag{Name: "target", Usage: "with --config: play target `NAME` (its URL's host:port and signing_secret)"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9000", Usage: "listen on `ADDR` (host:port)"},
 			&cli.StringFlag{Name: "secret", Usage: "verify signatures with `whsec_...` (the target's signing_secret)", EnvVars: []string{"HOOKRELAY_SINK_SECRET"}},
 			&cli.BoolFlag{Name: "json", Usage: `print one JSON line per delivery: {"received_at","attempt","verified","event"}`},
 			&cli.IntFlag{Name: "status", Value: http.StatusOK, Usage: "answer with HTTP `CODE` (simulate a failing target)"},
@@ -106,17 +111,37 @@ func compactJSON(b []byte) []byte {
 }
 
 func sink(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("sink takes no arguments, not %q", c.Args().First())
+	}
 	h := &sinkHandler{json: c.Bool("json"), status: c.Int("status"), out: bufio.NewWriterSize(c.App.Writer, 64<<10), errOut: c.App.ErrWriter}
-	if sec := c.String("secret"); sec != "" {
+	listen, sec := c.String("listen"), c.String("secret")
+	if name := c.String("target"); name != "" {
+		addr, secret, err := sinkFromConfig(c, name)
+		if err != nil {
+			return err
+		}
+		if !c.IsSet("listen") {
+			listen = addr
+		}
+		if !c.IsSet("secret") {
+			sec = secret
+		}
+	}
+	if sec != "" {
+		// The same rule as a target's signing_secret in the config.
+		if _, err := config.SigningKey(sec); err != nil {
+			return fmt.Errorf("--secret: %w (a target's signing_secret, e.g. whsec_ZGV2LXNpbmstc2lnbmluZy1zZWNyZXQ=)", err)
+		}
 		v, err := standardwebhooks.New(providers.Common{Secrets: []providers.Secret{{Value: sec}}, Tolerance: 5 * time.Minute})
 		if err != nil {
 			return fmt.Errorf("--secret: %w", err)
 		}
 		h.verifier = v
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}

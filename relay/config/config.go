@@ -265,7 +265,7 @@ func LoadWith(path string, lookup func(string) (string, bool)) (*Config, error) 
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(file, &root, &root, err)
+		return nil, explainSyntax(data, yamlError(file, &root, &root, err))
 	}
 	if len(root.Content) == 0 {
 		return nil, &Error{File: file, Msg: "empty config file"}
@@ -285,6 +285,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := decodeStrict(file, &root, cfg); err != nil {
 		return nil, err
 	}
+	cfg.resolvePaths(file)
 	// The pipeline after decoding: the providers' own options, defaults,
 	// validation (which changes nothing), then building the adapters and
 	// keys once. Each step's *Error names a key; its line is looked up here.

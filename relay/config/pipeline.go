@@ -49,7 +49,8 @@ func (c *Config) decodeProviderOptions() error {
 			n := s.ProviderKeys[k]
 			switch {
 			case !slices.Contains(providers.OptionKeys(s.Options), k):
-				return verr(key, "unknown key %q for provider %s (a source takes provider, secrets, tolerance, dedupe_key%s)", k, s.Provider, ownKeys(s.Options))
+				return verr(key, "unknown key %q for provider %s%s (a source takes provider, secrets, tolerance, dedupe_key%s)", k, s.Provider,
+					didYouMean(k, append([]string{"provider", "secrets", "tolerance", "dedupe_key"}, providers.OptionKeys(s.Options)...)), ownKeys(s.Options))
 			case n.Kind != yaml.ScalarNode:
 				return verr(key, "must be a single value, not a list or mapping")
 			}

@@ -64,13 +64,16 @@ func yamlError(file string, decoded, orig *yaml.Node, err error) error {
 	if m := lineRE.FindStringSubmatch(first); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
-		var unknown string
+		var unknown, inType string
 		if um := unknownRE.FindStringSubmatch(e.Msg); um != nil {
-			unknown = um[1]
+			unknown, inType = um[1], um[2]
 			e.Msg = fmt.Sprintf("unknown key %q", unknown)
 		}
 		if v := valueRE.FindString(e.Msg); v != "" && match == nil {
 			match = quotedValue(strings.Trim(v, " `"))
+		}
+		if match == nil {
+			match = kindMatch(e.Msg)
 		}
 		e.Msg = valueRE.ReplaceAllString(strings.ReplaceAll(e.Msg, "!!", ""), "")
 		if e.Line > 0 && decoded != nil && len(decoded.Content) > 0 {
@@ -83,6 +86,11 @@ func yamlError(file string, decoded, orig *yaml.Node, err error) error {
 			if unknown != "" {
 				e.Key = trimToKey(e.Key, unknown)
 			}
+		}
+		if unknown != "" {
+			e.Msg += unknownKeyHint(orig, e.Key, unknown, inType)
+		} else {
+			e.Msg = explainType(e.Key, e.Msg)
 		}
 	}
 	if len(msgs) > 1 {
@@ -268,8 +276,6 @@ func join(prefix, k string) string {
 	return prefix + "." + k
 }
 
-var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
 type envError struct {
 	line int
 	key  string
@@ -278,8 +284,9 @@ type envError struct {
 
 func (e *envError) Error() string { return e.msg }
 
-// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value.
-// "$${" stands for a literal "${".
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value; "$$"
+// stands for a literal "$". A bare $VAR (no braces) is an error: it looks
+// expanded but would be taken literally.
 func expandEnv(n *yaml.Node, path []string, lookup func(string) (string, bool)) error {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
@@ -300,32 +307,14 @@ func expandEnv(n *yaml.Node, path []string, lookup func(string) (string, bool)) 
 			}
 		}
 	case yaml.ScalarNode:
-		if !strings.Contains(n.Value, "${") {
+		if !strings.Contains(n.Value, "$") {
 			return nil
 		}
-		var missing string
-		const esc = "\x00hookrelay-dollar\x00"
-		v := strings.ReplaceAll(n.Value, "$${", esc)
-		v = envRE.ReplaceAllStringFunc(v, func(m string) string {
-			sub := envRE.FindStringSubmatch(m)
-			if val, ok := lookup(sub[1]); ok && val != "" {
-				return val
-			}
-			if sub[2] != "" {
-				return sub[3]
-			}
-			if _, ok := lookup(sub[1]); ok {
-				return ""
-			}
-			if missing == "" {
-				missing = sub[1]
-			}
-			return ""
-		})
-		if missing != "" {
-			return &envError{line: n.Line, key: strings.ReplaceAll(strings.Join(path, "."), ".[", "["), msg: fmt.Sprintf("environment variable %s is not set (set it, or write ${%s:-default})", missing, missing)}
+		v, msg := expandValue(n.Value, lookup)
+		if msg != "" {
+			return &envError{line: n.Line, key: strings.ReplaceAll(strings.Join(path, "."), ".[", "["), msg: msg}
 		}
-		n.Value = strings.ReplaceAll(v, esc, "${")
+		n.Value = v
 		if n.Style == 0 {
 			n.Tag = "" // let the expanded value resolve to int/bool as if written literally
 		} else {
@@ -334,3 +323,53 @@ func expandEnv(n *yaml.Node, path []string, lookup func(string) (string, bool)) 
 	}
 	return nil
 }
+
+// expandValue expands one scalar in a single pass, so that values taken
+// from the environment are never expanded again. It returns a message
+// (without the value, which may hold a secret) for the first mistake.
+func expandValue(v string, lookup func(string) (string, bool)) (string, string) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '$' {
+			b.WriteByte(v[i])
+			continue
+		}
+		rest := v[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "$"):
+			b.WriteByte('$')
+			i++
+		case strings.HasPrefix(rest, "{"):
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				return "", "unclosed ${: write ${NAME} or ${NAME:-default} (and $$ for a literal $)"
+			}
+			name, def, hasDef := strings.Cut(rest[1:end], ":-")
+			if name == "" || envNameRE.FindString(name) != name {
+				return "", "${...} does not hold a variable name: write ${NAME} or ${NAME:-default} with letters, digits and '_' (and $$ for a literal $)"
+			}
+			val, ok := lookup(name)
+			switch {
+			case ok && val != "":
+				b.WriteString(val)
+			case hasDef:
+				b.WriteString(def)
+			case !ok:
+				return "", fmt.Sprintf("environment variable %s is not set (set it, or write ${%s:-default})", name, name)
+			}
+			i += end + 1
+		default:
+			if m := envNameRE.FindString(rest); m != "" {
+				if m != strings.ToUpper(m) {
+					// Maybe part of a literal secret: do not echo it.
+					return "", "a bare $ before a name is not expanded: write ${NAME} for a variable, or $$ for a literal $"
+				}
+				return "", fmt.Sprintf("$%s is not expanded: write ${%s} (or $$ for a literal $)", m, m)
+			}
+			b.WriteByte('$') // "$5", "a $ b": no variable meant
+		}
+	}
+	return b.String(), ""
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)

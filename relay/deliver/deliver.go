@@ -568,7 +568,10 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 		d.e.opts.Metrics.Delivered(d.t.Name, outcome, latency)
 	}
 	lvl := slog.LevelDebug
-	if res.outcome != delivery.OK {
+	switch {
+	case outcome == "dead":
+		lvl = slog.LevelError // a delivery gone dead is an error
+	case res.outcome != delivery.OK:
 		lvl = slog.LevelWarn
 	}
 	if !log.Enabled(ctx, lvl) {

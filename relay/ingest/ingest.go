@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/relay/httpx"
@@ -121,6 +122,10 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	rt := h.Routing()
 	src, ok := rt.Sources[name]
 	if !ok {
+		// The most common provider-side mistake: log the name asked for
+		// (cut short, it is the sender's text), never the configured ones.
+		h.Log.Info("webhook rejected", "source", clip(name, 128), "status", http.StatusNotFound,
+			"reason", "unknown source", "remote", r.RemoteAddr)
 		httpx.WriteError(w, http.StatusNotFound, "unknown source")
 		return
 	}
@@ -200,9 +205,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	if h.Enqueue != nil && len(res.Queued) > 0 {
 		h.Enqueue(res.Queued...)
 	}
-	if h.Log.Enabled(r.Context(), slog.LevelDebug) {
-		h.Log.Debug("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
-	}
+	h.Log.Info("webhook accepted", "source", name, "id", res.ID, "type", pev.Type, "targets", len(ev.Targets))
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "accepted", "id": res.ID})
 }
 
@@ -262,4 +265,15 @@ func auditHeaders(h http.Header, redact []string) map[string]string {
 		out[k] = val
 	}
 	return out
+}
+
+// clip cuts s to at most n bytes (on a rune boundary), marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

@@ -427,13 +427,9 @@ func parseQueueKey(target string, k []byte) (time.Time, string, bool) {
 
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {}
+// Badger's own lines go out cleaned (badgerLine); only its errors show
+// above debug level.
+func (b badgerLogger) Errorf(f string, a ...any)   { b.line(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.line(slog.LevelDebug, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.line(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}
