@@ -43,7 +43,7 @@ func sendCommand() *cli.Command {
 			&cli.BoolFlag{Name: "list-events", Usage: "list the sample event types of --provider (or --source) and exit"},
 			&cli.StringFlag{Name: "event", Usage: "event `TYPE` (default: a typical event of the provider; see --list-events)"},
 			&cli.StringFlag{Name: "data", Usage: "body from `@FILE` or inline JSON instead of the built-in sample"},
-			&cli.StringFlag{Name: "scheme", Usage: "provider variant `SCHEME` (shortkit: timestamp, body-only, callback-header)"},
+			&cli.StringFlag{Name: "scheme", Usage: "provider variant `SCHEME` (shortkit: timestamp, body-only, callback-header, callback-token)"},
 			&cli.StringFlag{Name: "header", Usage: "callback-header scheme: header `NAME`"},
 			&cli.StringFlag{Name: "signature-header", Usage: "hmac provider: signature header `NAME`"},
 			&cli.StringFlag{Name: "prefix", Usage: "hmac provider: signature `PREFIX` such as sha256="},

@@ -217,6 +217,13 @@ type ingestResp struct {
 // commit (and, with sync on, one fsync). Ingest returns only after the
 // transaction holding its event has committed.
 func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error) {
+	select {
+	case <-s.stop:
+		// Closed: not even a cached duplicate is answered (the caller must
+		// not take a closed store for a working one).
+		return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
+	default:
+	}
 	key := dedupe.Key(ev.Source, ev.DedupeKey)
 	if id, ok := s.dedupe.Cached(key, ev.ReceivedAt); ok {
 		return storage.Result{ID: id, Duplicate: true}, nil
