@@ -18,7 +18,7 @@ var ErrNeedsRestart = errors.New("needs a restart")
 
 // restartOnly are the sections a reload refuses to change: the listeners,
 // the store and the logger are made once, at start.
-var restartOnly = []string{"server", "admin", "storage", "tls", "dedupe", "log"}
+var restartOnly = []string{"server", "admin", "storage", "tls", "dedupe", "log", "cluster"}
 
 // Reload re-reads the config file the server was started with and, if it
 // is valid and changes only what can change live (sources, secrets,

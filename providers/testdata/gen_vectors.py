@@ -8,7 +8,9 @@ themselves.
 
 Run from anywhere:  python3 providers/testdata/gen_vectors.py
 It writes providers/testdata/vectors.json next to this script, and one seed
-per vector for FuzzVerify under providers/registry/testdata/fuzz/FuzzVerify/.
+per vector for the FuzzVerify of the vector's provider package, under
+providers/<package>/testdata/fuzz/FuzzVerify/ (the Go tests of each
+package load the vectors of its provider from vectors.json).
 
 Vector fields:
   name, provider, options     config keys as in hookrelay.yaml (tolerance as
@@ -498,7 +500,7 @@ def go_quote(b: bytes) -> str:
 
 
 def fuzz_roles(v):
-    """The headers FuzzVerify (providers/registry/fuzz_test.go) replaces:
+    """The headers FuzzVerify (providers/providertest/fuzz.go) replaces:
     the signature, the timestamp, and a third one it must also find."""
     t = v["tamper"]
     sig = t["signature"]["header"]
@@ -511,19 +513,39 @@ def fuzz_roles(v):
     return sig, ts, third
 
 
+# The Go package of each provider: its tests, FuzzVerify among them, sit in
+# providers/<package>.
+PACKAGES = {
+    "hmac": "generichmac",
+    "shortkit": "shortkit",
+    "sketchpen": "sketchpen",
+    "standard-webhooks": "standardwebhooks",
+    "videopilot": "videopilot",
+    "videovector": "videovector",
+}
+
+
 def write_fuzz_seeds(root):
-    """One seed per vector for FuzzVerify, in go test's corpus format."""
-    d = os.path.join(root, "..", "registry", "testdata", "fuzz", "FuzzVerify")
-    os.makedirs(d, exist_ok=True)
-    for f in os.listdir(d):
-        if f.startswith("vector-"):
-            os.remove(os.path.join(d, f))
-    for i, v in enumerate(VECTORS):
+    """One seed per vector for the FuzzVerify of its provider's package, in
+    go test's corpus format. The seed's index is the vector's among those of
+    its provider, in file order (FuzzVerify picks the vector by it)."""
+    dirs = {}
+    for provider, pkg in PACKAGES.items():
+        d = os.path.join(root, "..", pkg, "testdata", "fuzz", "FuzzVerify")
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir(d):
+            if f.startswith("vector-"):
+                os.remove(os.path.join(d, f))
+        dirs[provider] = d
+    index = {}
+    for v in VECTORS:
+        i = index.get(v["provider"], 0)
+        index[v["provider"]] = i + 1
         vals = [v["headers"].get(h, "") if h else "" for h in fuzz_roles(v)]
         lines = ["go test fuzz v1", "uint16(%d)" % i]
         lines += ["string(%s)" % go_quote(x.encode()) for x in vals]
         lines.append("[]byte(%s)" % go_quote(base64.b64decode(v["body"])))
-        with open(os.path.join(d, "vector-" + v["name"].replace("/", "-")), "w") as f:
+        with open(os.path.join(dirs[v["provider"]], "vector-" + v["name"].replace("/", "-")), "w") as f:
             f.write("\n".join(lines) + "\n")
 
 

@@ -26,6 +26,7 @@ type Config struct {
 	Storage Storage            `yaml:"storage"`
 	Dedupe  Dedupe             `yaml:"dedupe"`
 	Log     Log                `yaml:"log"`
+	Cluster *Cluster           `yaml:"cluster"`
 	Sources map[string]*Source `yaml:"sources"`
 	Targets map[string]*Target `yaml:"targets"`
 	Routes  []*Route           `yaml:"routes"`

@@ -183,6 +183,10 @@ func TestBadConfig(t *testing.T) {
 		{"provider_option_unknown", 8, "sources.vv.scheme", `unknown key "scheme" for provider videovector`},
 		{"provider_option_bad", 8, "sources.sk.scheme", `unknown scheme "signed-somehow"`},
 		{"provider_option_list", 7, "sources.vv.webhook_id", "must be a single value"},
+		{"cluster_both", 8, "cluster.nats.urls", "not both"},
+		{"cluster_no_node", 3, "cluster.node", "required"},
+		{"cluster_replicas", 5, "cluster.replicas", "between 1 and 5"},
+		{"cluster_replicas_routes", 5, "cluster.replicas", "3 replicas need at least 3 nodes"},
 	}
 	env := envOf(map[string]string{"SECRET": testSecret, "EMPTY": ""})
 	for _, tt := range tests {

@@ -12,7 +12,14 @@ func (c *Config) resolvePaths(file string) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	for _, p := range []*string{&c.Storage.Path, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.CARoot} {
+	paths := []*string{&c.Storage.Path, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.CARoot}
+	if cl := c.Cluster; cl != nil {
+		paths = append(paths, &cl.NATS.Credentials)
+		if cl.NATS.Embedded != nil {
+			paths = append(paths, &cl.NATS.Embedded.StoreDir)
+		}
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

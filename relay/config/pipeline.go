@@ -99,6 +99,7 @@ func (c *Config) applyDefaults() error {
 			r.Name = fmt.Sprintf("route-%d", i+1)
 		}
 	}
+	c.clusterDefaults()
 	return nil
 }
 
@@ -126,6 +127,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.TLS.validate(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(); err != nil {
 		return err
 	}
 	if c.Admin.Listen != "" && c.Admin.Token == "" && !httpx.IsLoopback(c.Admin.Listen) {

@@ -1,0 +1,185 @@
+// Package natsnode runs the NATS server with JetStream that a cluster-mode
+// hookrelay node embeds: its client port, its cluster routes to the other
+// nodes, its store directory, and a lame-duck shutdown that hands its RAFT
+// leaderships over before it stops (a rolling restart loses nothing).
+package natsnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure the embedded server.
+type Options struct {
+	Cluster       string   // NATS cluster name
+	Node          string   // server name: unique in the cluster
+	Listen        string   // client host:port
+	ClusterListen string   // route host:port
+	Routes        []string // the other nodes' nats://host:port route URLs
+	StoreDir      string   // JetStream's files
+	Logger        *slog.Logger
+	// LameDuck bounds the lame-duck phase of Shutdown (default 5s).
+	LameDuck time.Duration
+}
+
+// Node is a running embedded NATS server.
+type Node struct {
+	srv  *server.Server
+	opts Options
+}
+
+// Start starts the server and returns once it accepts client connections.
+// JetStream may still be waiting for a quorum of the cluster: callers wait
+// for their streams (and /readyz stays 503) until it has one.
+func Start(ctx context.Context, o Options) (*Node, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.LameDuck <= 0 {
+		o.LameDuck = 5 * time.Second
+	}
+	host, port, err := splitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.nats.embedded.listen: %w", err)
+	}
+	chost, cport, err := splitHostPort(o.ClusterListen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.nats.embedded.cluster_listen: %w", err)
+	}
+	var routes []*url.URL
+	for _, r := range o.Routes {
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.nats.embedded.routes: %w", err)
+		}
+		routes = append(routes, u)
+	}
+	sopts := &server.Options{
+		ServerName: o.Node,
+		Host:       host, Port: port,
+		Cluster: server.ClusterOpts{Name: o.Cluster, Host: chost, Port: cport},
+		Routes:  routes,
+		// JetStream needs the cluster name on single-node setups too.
+		JetStream: true, StoreDir: o.StoreDir,
+		NoSigs: true, // the process owns its signals
+		// Nothing but the client and route ports: no HTTP monitoring.
+		LameDuckDuration:    o.LameDuck,
+		LameDuckGracePeriod: o.LameDuck / 5,
+		MaxPayload:          8 << 20,
+	}
+	if len(routes) == 0 {
+		// A single node with no routes: no route listener is needed.
+		sopts.Cluster = server.ClusterOpts{}
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.SetLoggerV2(slogLogger{o.Logger}, false, false, false)
+	go srv.Start()
+	deadline := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		deadline = time.Until(d)
+	}
+	if !srv.ReadyForConnections(deadline) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not accepting connections (is cluster.nats.embedded.listen or cluster_listen in use?)")
+	}
+	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes))
+	return &Node{srv: srv, opts: o}, nil
+}
+
+// ClientURL is the URL clients of this process connect to.
+func (n *Node) ClientURL() string { return n.srv.ClientURL() }
+
+// Shutdown enters lame-duck mode (client listener closed, RAFT leaders
+// transferred to other nodes, clients drained) and stops the server.
+func (n *Node) Shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		n.srv.LameDuckShutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n.srv.Shutdown()
+		<-done
+	}
+	n.srv.WaitForShutdown()
+}
+
+// Status is what `hookrelay cluster status` shows of the embedded server.
+type Status struct {
+	Node       string   `json:"node"`
+	Cluster    string   `json:"cluster"`
+	MetaLeader string   `json:"meta_leader"`
+	Peers      []Peer   `json:"peers"`
+	Streams    int      `json:"streams"`
+	Consumers  int      `json:"consumers"`
+	Routes     []string `json:"routes"`
+}
+
+// Peer is one known member of the JetStream meta group.
+type Peer struct {
+	Name    string  `json:"name"`
+	Current bool    `json:"current"`
+	Offline bool    `json:"offline,omitempty"`
+	Active  float64 `json:"active_seconds_ago"`
+	Lag     uint64  `json:"lag,omitempty"`
+}
+
+// Status reports the meta group and JetStream figures as this server sees
+// them.
+func (n *Node) Status() (Status, error) {
+	st := Status{Node: n.opts.Node, Cluster: n.opts.Cluster, Routes: n.opts.Routes}
+	info, err := n.srv.Jsz(&server.JSzOptions{})
+	if err != nil {
+		return st, fmt.Errorf("jetstream status: %w", err)
+	}
+	st.Streams, st.Consumers = info.Streams, info.Consumers
+	if m := info.Meta; m != nil {
+		st.MetaLeader = m.Leader
+		if m.Leader != "" {
+			st.Peers = append(st.Peers, Peer{Name: m.Leader, Current: true})
+		}
+		for _, p := range m.Replicas {
+			st.Peers = append(st.Peers, Peer{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active.Seconds(), Lag: p.Lag})
+		}
+	} else {
+		st.MetaLeader = n.opts.Node // a single server is its own leader
+		st.Peers = []Peer{{Name: n.opts.Node, Current: true}}
+	}
+	return st, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, port, nil
+}
+
+// slogLogger adapts slog to the NATS server's logger: its notices at
+// debug (the server is chatty at start), warnings and errors as such.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Noticef(f string, a ...any) { s.l.Debug(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Warnf(f string, a ...any)   { s.l.Warn(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Fatalf(f string, a ...any)  { s.l.Error(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Errorf(f string, a ...any)  { s.l.Error(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Debugf(f string, a ...any)  {}
+func (s slogLogger) Tracef(f string, a ...any)  {}
