@@ -66,6 +66,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			checkCommand(),
 			reloadCommand(),
+			clusterCommand(),
 			eventsCommand(),
 			replayCommand(),
 			sendCommand(),

@@ -104,6 +104,18 @@ func (c *Client) Reload(ctx context.Context) error {
 	return err
 }
 
+// ClusterStatus implements API.
+func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	var st ClusterStatus
+	if err := c.do(ctx, http.MethodGet, "/api/cluster", nil, &st); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, ErrNotClustered
+		}
+		return nil, err
+	}
+	return &st, nil
+}
+
 // RemoteError is an error answer of the admin API.
 type RemoteError struct {
 	Status int

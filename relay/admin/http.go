@@ -24,6 +24,9 @@ type API interface {
 	Replay(ctx context.Context, req ReplayRequest, progress func(Progress)) (*ReplayReport, error)
 	// Reload asks the running server to re-read its config file.
 	Reload(ctx context.Context) error
+	// ClusterStatus reports the cluster as this node sees it; ErrNotClustered
+	// on one node.
+	ClusterStatus(ctx context.Context) (*ClusterStatus, error)
 }
 
 var _ API = (*Service)(nil)
@@ -35,6 +38,7 @@ var _ API = (*Service)(nil)
 //	GET  /api/events?source=&provider=&type=&status=&since=&until=&limit=&cursor=
 //	GET  /api/events/{id}
 //	POST /api/replay              ReplayRequest as JSON -> ReplayReport
+//	GET  /api/cluster             cluster mode: nodes, meta leader, streams, pending per target
 //	POST /api/reload              re-read the config file: 200, or 422 {"error"} and nothing changes
 //	GET  /debug/pprof/...         Go profiling
 //
@@ -99,6 +103,18 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, rep)
+	})
+	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		st, err := api.ClusterStatus(r.Context())
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, ErrNotClustered) {
+				status = http.StatusNotFound
+			}
+			httpx.WriteError(w, status, err.Error())
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := api.Reload(r.Context()); err != nil {

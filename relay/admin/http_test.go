@@ -45,6 +45,10 @@ func (f *fakeAPI) Get(ctx context.Context, id string) (*admin.EventDetail, error
 
 func (f *fakeAPI) Reload(ctx context.Context) error { return f.reloadErr }
 
+func (f *fakeAPI) ClusterStatus(ctx context.Context) (*admin.ClusterStatus, error) {
+	return nil, admin.ErrNotClustered
+}
+
 func (f *fakeAPI) Replay(ctx context.Context, req admin.ReplayRequest, _ func(admin.Progress)) (*admin.ReplayReport, error) {
 	if f.replay == nil {
 		return &admin.ReplayReport{Items: []admin.ReplayItem{}}, nil

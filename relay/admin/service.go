@@ -31,8 +31,57 @@ type Service struct {
 	Notify  func(targets ...string) // wakes the delivery engine
 	// Reloader, optional, re-reads the server's config (POST /api/reload).
 	Reloader func(ctx context.Context) error
+	// Clusterer, optional (cluster mode), reports the cluster.
+	Clusterer func(ctx context.Context) (*ClusterStatus, error)
 	// Poll is how often Replay checks progress (default 50ms).
 	Poll time.Duration
+}
+
+// ErrNotClustered is returned by ClusterStatus on a single node.
+var ErrNotClustered = errors.New("not in cluster mode (the config has no cluster section)")
+
+// ClusterStatus is what `hookrelay cluster status` shows.
+type ClusterStatus struct {
+	Node       string          `json:"node"`
+	Cluster    string          `json:"cluster"`
+	MetaLeader string          `json:"meta_leader,omitempty"`
+	Nodes      []ClusterNode   `json:"nodes"`
+	Streams    []ClusterStream `json:"streams"`
+	Targets    []TargetPending `json:"targets"`
+}
+
+// ClusterNode is one member of the JetStream cluster.
+type ClusterNode struct {
+	Name    string  `json:"name"`
+	Current bool    `json:"current"`
+	Offline bool    `json:"offline,omitempty"`
+	Active  float64 `json:"active_seconds_ago,omitempty"`
+	Lag     uint64  `json:"lag,omitempty"`
+}
+
+// ClusterStream is one JetStream stream (or bucket) hookrelay uses.
+type ClusterStream struct {
+	Name      string        `json:"name"`
+	Replicas  int           `json:"replicas"`
+	Leader    string        `json:"leader,omitempty"`
+	Peers     []ClusterNode `json:"peers,omitempty"`
+	Messages  uint64        `json:"messages"`
+	Bytes     uint64        `json:"bytes"`
+	Consumers int           `json:"consumers"`
+}
+
+// TargetPending is a target's queued deliveries.
+type TargetPending struct {
+	Target  string `json:"target"`
+	Pending int    `json:"pending"`
+}
+
+// ClusterStatus reports the cluster (see Clusterer).
+func (s *Service) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	if s.Clusterer == nil {
+		return nil, ErrNotClustered
+	}
+	return s.Clusterer(ctx)
 }
 
 // ErrNoReload is returned by Reload where there is no server to reload.

@@ -38,6 +38,23 @@ type Store interface {
 	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error)
 }
 
+// Leaser is implemented by stores that several nodes share (cluster
+// mode): a delivery is attempted only under its lease, which one node at a
+// time holds and which frees itself after ttl if its holder dies, and at
+// most maxInFlight leases of a target are held cluster-wide. The returned
+// release ends the lease early.
+type Leaser interface {
+	Lease(ctx context.Context, target, id string, ttl time.Duration, maxInFlight int) (release func(), err error)
+}
+
+// leaseMargin is added to a target's timeout for the lease of an attempt
+// (recording it takes a moment too); leaseRetry is how long a delivery
+// whose lease another node holds waits before it is looked at again.
+const (
+	leaseMargin = 5 * time.Second
+	leaseRetry  = 2 * time.Second
+)
+
 // Metrics observes delivery attempts. outcome is "delivered", "retry" or
 // "dead".
 type Metrics interface {
@@ -343,12 +360,12 @@ func (s *runState) add(due storage.Due, now time.Time) {
 		s.d.scanReq.Store(true) // safe in the store; fetched when there is room
 		return
 	}
-	if due.At.After(now) {
+	if due.When().After(now) {
 		if s.later.Len() >= s.d.capacity/2 {
 			// Keep room for fresh deliveries: this retry waits in the
 			// store, and a scan at its due time fetches it.
-			if s.scanAt.IsZero() || due.At.Before(s.scanAt) {
-				s.scanAt = due.At
+			if s.scanAt.IsZero() || due.When().Before(s.scanAt) {
+				s.scanAt = due.When()
 			}
 			return
 		}
@@ -387,7 +404,7 @@ func (s *runState) purgeStale() {
 
 // promoteDue moves the scheduled retries that are due by now to ready.
 func (s *runState) promoteDue(now time.Time) {
-	for s.later.Len() > 0 && !s.later[0].At.After(now) {
+	for s.later.Len() > 0 && !s.later[0].When().After(now) {
 		s.ready = append(s.ready, heap.Pop(&s.later).(storage.Due))
 	}
 }
@@ -445,8 +462,8 @@ func (s *runState) dispatchReady() {
 // dispatcher must stop.
 func (s *runState) sleep(ctx context.Context, timer *time.Timer, now time.Time) bool {
 	wake := now.Add(s.d.e.opts.Rescan)
-	if s.later.Len() > 0 && s.later[0].At.Before(wake) {
-		wake = s.later[0].At
+	if s.later.Len() > 0 && s.later[0].When().Before(wake) {
+		wake = s.later[0].When()
 	}
 	if !s.scanAt.IsZero() && s.scanAt.Before(wake) {
 		wake = s.scanAt
@@ -498,7 +515,7 @@ func tryRecv(ch chan completion) (completion, bool) {
 type dueHeap []storage.Due
 
 func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].At.Before(h[j].At) }
+func (h dueHeap) Less(i, j int) bool { return h[i].When().Before(h[j].When()) }
 func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *dueHeap) Push(x any)        { *h = append(*h, x.(storage.Due)) }
 func (h *dueHeap) Pop() any {
@@ -520,6 +537,19 @@ func resetTimer(t *time.Timer, d time.Duration) {
 func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 	log := d.e.opts.Log
 	c := completion{id: due.EventID}
+	if l, ok := d.e.store.(Leaser); ok {
+		// Several nodes share the store: attempt only under the lease.
+		release, err := l.Lease(ctx, d.t.Name, due.EventID, d.t.Timeout+leaseMargin, d.t.MaxInFlight)
+		if err != nil {
+			// Another node holds it, or every cluster-wide slot of the
+			// target is taken: look again once a lease could have ended.
+			held := due
+			held.NotBefore = time.Now().Add(leaseRetry)
+			c.retry = &held
+			return c
+		}
+		defer release()
+	}
 	ev, raw, del, err := d.e.store.LoadDelivery(ctx, due.EventID, d.t.Name)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Expired before delivery: drop the queue entry.

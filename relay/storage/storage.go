@@ -104,6 +104,18 @@ type Due struct {
 	// Key identifies the queue entry to the store that made it; opaque to
 	// everyone else.
 	Key []byte
+	// NotBefore, in memory only, holds the entry back until then (another
+	// node holds its lease); zero: none.
+	NotBefore time.Time
+}
+
+// When is when the engine may attempt d: its due time, or NotBefore if
+// later.
+func (d Due) When() time.Time {
+	if d.NotBefore.After(d.At) {
+		return d.NotBefore
+	}
+	return d.At
 }
 
 // ErrLocked is wrapped by Open when another process holds the store
