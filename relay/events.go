@@ -12,7 +12,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay/config"
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/storage"
-	"github.com/hookrelay/hookrelay/relay/store"
 )
 
 // Events is how the CLI reaches the stored events of a config: the running
@@ -27,7 +26,7 @@ type Events struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	version string
-	store   *store.Store
+	backend *backend
 	svc     *admin.Service
 }
 
@@ -47,10 +46,7 @@ func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, versi
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, store.Options{
-		Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
-		DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: true,
-	})
+	b, err := openBackend(ctx, cfg, log, true)
 	switch {
 	case errors.Is(err, storage.ErrLocked):
 		return nil, fmt.Errorf("%w; its admin API (admin.listen %q) did not answer, so the events cannot be read now", err, cfg.Admin.Listen)
@@ -58,16 +54,21 @@ func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, versi
 		return nil, err
 	}
 	rt := newRuntime(cfg)
-	svc := &admin.Service{Store: st, Routing: func() (admin.Router, []string) { return rt.routes, cfg.TargetNames() }}
-	return &Events{API: svc, cfg: cfg, log: log, version: version, store: st, svc: svc}, nil
+	svc := &admin.Service{Store: b.store, Routing: func() (admin.Router, []string) { return rt.routes, cfg.TargetNames() }}
+	if cfg.Cluster != nil {
+		svc.Clusterer = func(ctx context.Context) (*admin.ClusterStatus, error) {
+			return b.clusterStatus(ctx, cfg.TargetNames())
+		}
+	}
+	return &Events{API: svc, cfg: cfg, log: log, version: version, backend: b, svc: svc}, nil
 }
 
 // Close closes the store if Events opened it.
 func (e *Events) Close(ctx context.Context) error {
-	if e.store == nil {
+	if e.backend == nil {
 		return nil
 	}
-	return e.store.Close(ctx)
+	return e.backend.close(ctx)
 }
 
 // Replay replays through the running server, or, offline, plans the
@@ -88,7 +89,7 @@ func (e *Events) Replay(ctx context.Context, req admin.ReplayRequest, progress f
 	for _, it := range planned.Items {
 		ids[it.EventID] = true
 	}
-	engine := deliver.New(e.store, newRuntime(e.cfg).targets, deliver.Options{
+	engine := deliver.New(e.backend.store, newRuntime(e.cfg).targets, deliver.Options{
 		Log: e.log, UserAgent: "hookrelay/" + e.version, Only: func(id string) bool { return ids[id] },
 	})
 	engine.Start(ctx)

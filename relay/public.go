@@ -12,8 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/hookrelay/hookrelay/relay/ingest"
 	"github.com/hookrelay/hookrelay/relay/tlsedge"
+	"github.com/hookrelay/hookrelay/relay/tlsedge/jscerts"
 )
 
 // startPublic binds the public listener(s) for h. Without tls.domains or
@@ -39,7 +41,18 @@ func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
 			return listenError("tls.http_port", strconv.Itoa(t.HTTPPort), fmt.Errorf("http listener: %w", err))
 		}
 	}
+	var certStore certmagic.Storage
+	if b := s.backend; b != nil && b.js != nil {
+		cs, err := jscerts.New(ctx, b.js, jscerts.Options{Replicas: b.cl.Replicas, Logger: s.log})
+		if err != nil {
+			closeAll(httpsLn, httpLn)
+			return fmt.Errorf("certificate storage in JetStream: %w", err)
+		}
+		certStore = cs
+		s.closers = append(s.closers, func() error { return cs.Close(context.Background()) })
+	}
 	edge, err := tlsedge.New(tlsedge.Options{
+		Storage: certStore,
 		Domains: t.Domains, Email: t.Email, CA: t.CA, CARoot: t.CARoot,
 		CertDir:  filepath.Join(s.cfg.Storage.Path, "certs"),
 		CertFile: t.CertFile, KeyFile: t.KeyFile,
@@ -121,4 +134,13 @@ func listenError(key, value string, err error) error {
 		return fmt.Errorf("%s %s: not allowed (ports below 1024 need root or CAP_NET_BIND_SERVICE): %w", key, value, err)
 	}
 	return fmt.Errorf("%s %s: %w", key, value, err)
+}
+
+// closeAll closes the listeners that are not nil.
+func closeAll(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay/ingest"
 	"github.com/hookrelay/hookrelay/relay/metrics"
 	"github.com/hookrelay/hookrelay/relay/route"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // Server is a running hookrelay instance.
@@ -34,7 +34,8 @@ type Server struct {
 	reloadMu sync.Mutex
 	load     func(path string) (*config.Config, error)
 
-	store   *store.Store
+	backend *backend
+	store   storage.Store // backend.store once started
 	engine  *deliver.Engine
 	metrics *metrics.Metrics
 	servers []*http.Server
@@ -101,25 +102,23 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 
 func (s *Server) current() *runtime { return s.rt.Load() }
 
-// openStore opens the store cfg names.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
-	return store.Open(ctx, store.Options{
-		Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
-		DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log,
-	})
-}
-
 // Start opens the store and binds every listener. It returns once the
 // server accepts requests; errors from listeners later arrive on Run.
 func (s *Server) Start(ctx context.Context) error {
-	st, err := openStore(ctx, s.cfg, s.log)
+	b, err := openBackend(ctx, s.cfg, s.log, false)
 	if err != nil {
 		return err
 	}
-	s.store = st
+	s.backend, s.store = b, b.store
+	st := b.store
 	s.metrics = metrics.New(s.queueDepths)
 	s.metrics.ConfigLoaded(time.Now())
-	s.engine = deliver.New(st, s.current().targets, deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version})
+	eopts := deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version}
+	if s.cfg.Cluster != nil {
+		// Other nodes' deliveries (of a node that died) are found by scans.
+		eopts.Rescan = clusterRescan
+	}
+	s.engine = deliver.New(st, s.current().targets, eopts)
 	s.engine.Start(ctx)
 	h := &ingest.Handler{
 		Routing: func() *ingest.Routing { return s.current().ingest },
@@ -129,6 +128,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.cfg.Admin.Listen != "" {
 		svc := &admin.Service{Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload}
+		if s.cfg.Cluster != nil {
+			svc.Clusterer = func(ctx context.Context) (*admin.ClusterStatus, error) {
+				return b.clusterStatus(ctx, s.current().cfg.TargetNames())
+			}
+		}
 		if err := s.listenAdmin(admin.Handler(svc, s.metrics.Handler(), s.cfg.Admin.Token)); err != nil {
 			s.Shutdown(ctx)
 			return err
@@ -216,7 +220,7 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 func (s *Server) Addr(name string) string { return s.addrs[name] }
 
 // Store returns the open store (nil before Start).
-func (s *Server) Store() *store.Store { return s.store }
+func (s *Server) Store() storage.Store { return s.store }
 
 // Run blocks until ctx is cancelled or a listener fails, then shuts down
 // gracefully: listeners stop accepting and finish requests in flight,
@@ -279,10 +283,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeAll(ctx context.Context) error {
-	if s.store == nil {
+	if s.backend == nil {
 		return nil
 	}
-	err := s.store.Close(ctx)
-	s.store = nil
+	err := s.backend.close(ctx)
+	s.backend, s.store = nil, nil
 	return err
 }
+
+// clusterRescan is how often a cluster node scans the shared queues, so
+// that the deliveries of a node that died are taken over soon.
+const clusterRescan = 3 * time.Second

@@ -14,8 +14,12 @@ import (
 // contacted here.
 func (e *Edge) setupACME() error {
 	o := e.opts
-	if o.CertDir == "" {
-		return errors.New("tls: certificate storage directory is required")
+	storage := o.Storage
+	if storage == nil {
+		if o.CertDir == "" {
+			return errors.New("tls: certificate storage directory is required")
+		}
+		storage = &certmagic.FileStorage{Path: o.CertDir}
 	}
 	for _, d := range o.Domains {
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
@@ -47,7 +51,7 @@ func (e *Edge) setupACME() error {
 		Logger:           zl.Named("cache"),
 	})
 	magic = certmagic.New(cache, certmagic.Config{
-		Storage:           &certmagic.FileStorage{Path: o.CertDir},
+		Storage:           storage,
 		DefaultServerName: e.domains[0], // clients without SNI get the first domain's certificate
 		Logger:            zl,
 	})

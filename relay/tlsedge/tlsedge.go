@@ -54,6 +54,9 @@ type Options struct {
 	CA      string // ACME directory URL; certmagic's default (Let's Encrypt) when empty
 	CARoot  string // PEM file of extra roots trusted when talking to the CA
 	CertDir string // certmagic storage directory (certificates, account keys)
+	// Storage, when set, replaces CertDir: cluster mode shares
+	// certificates, account keys and locks through JetStream.
+	Storage certmagic.Storage
 
 	// Bring-your-own certificate mode.
 	CertFile, KeyFile string

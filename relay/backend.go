@@ -1,0 +1,173 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/admin"
+	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/jsstore"
+	"github.com/hookrelay/hookrelay/relay/natsnode"
+	"github.com/hookrelay/hookrelay/relay/storage"
+	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// backend is where a server keeps its data: Badger on one node; in cluster
+// mode, NATS JetStream (an embedded NATS server, or an existing NATS
+// cluster).
+type backend struct {
+	store storage.Store
+	// Cluster mode only:
+	node *natsnode.Node // the embedded NATS server, if any
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cl   *config.Cluster
+}
+
+// quorumWait bounds how long a cluster node waits at start for JetStream
+// (the other nodes may be starting too).
+const quorumWait = 2 * time.Minute
+
+// openBackend opens cfg's store. mustExist is the CLI's: never create a
+// Badger store, never start an embedded NATS server.
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, mustExist bool) (*backend, error) {
+	if cfg.Cluster == nil {
+		st, err := store.Open(ctx, store.Options{
+			Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
+			DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: mustExist,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &backend{store: st}, nil
+	}
+	cl := cfg.Cluster
+	b := &backend{cl: cl}
+	var urls []string
+	var opts []nats.Option
+	switch e := cl.NATS.Embedded; {
+	case e != nil && mustExist:
+		return nil, errors.New("cluster mode with cluster.nats.embedded: this command needs a running node, and none answered at admin.listen")
+	case e != nil:
+		node, err := natsnode.Start(ctx, natsnode.Options{
+			Cluster: cl.Name, Node: cl.Node, Listen: e.Listen, ClusterListen: e.ClusterListen,
+			Routes: e.Routes, StoreDir: e.StoreDir, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.node = node
+		urls = []string{node.ClientURL()}
+	default:
+		urls = cl.NATS.URLs
+		if cl.NATS.Credentials != "" {
+			opts = append(opts, nats.UserCredentials(cl.NATS.Credentials))
+		}
+	}
+	opts = append(opts, nats.Name("hookrelay "+cl.Node), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		b.close(ctx)
+		return nil, fmt.Errorf("connect to NATS (cluster.nats): %w", err)
+	}
+	b.nc = nc
+	if b.js, err = jetstream.New(nc); err != nil {
+		b.close(ctx)
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	// JetStream answers once a quorum of the cluster is up: wait for it.
+	wctx, cancel := context.WithTimeout(ctx, quorumWait)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		// Each try gets its own deadline: a request sent before the meta
+		// leader is elected gets no answer at all.
+		actx, acancel := context.WithTimeout(wctx, 5*time.Second)
+		st, err := jsstore.Open(actx, jsstore.Options{
+			Conn: nc, Replicas: cl.Replicas, Retention: cfg.Storage.Retention.D(),
+			DedupeWindow: cfg.Dedupe.Window.D(), Logger: log,
+		})
+		acancel()
+		if err == nil {
+			b.store = st
+			return b, nil
+		}
+		if attempt%10 == 0 {
+			log.Warn("waiting for JetStream (a quorum of the cluster's nodes must be up)", "node", cl.Node, "err", err)
+		}
+		select {
+		case <-wctx.Done():
+			b.close(ctx)
+			return nil, fmt.Errorf("open JetStream store: %w (no quorum within %s: are the other nodes up and cluster.nats.embedded.routes right?)", err, quorumWait)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// close closes the store, the NATS connection and the embedded server (in
+// lame-duck mode, handing its leaderships over).
+func (b *backend) close(ctx context.Context) error {
+	var err error
+	if b.store != nil {
+		err = b.store.Close(ctx)
+		b.store = nil
+	}
+	if b.nc != nil {
+		_ = b.nc.Drain()
+		b.nc.Close()
+		b.nc = nil
+	}
+	if b.node != nil {
+		b.node.Shutdown(ctx)
+		b.node = nil
+	}
+	return err
+}
+
+// clusterStatus reports the cluster as this node sees it: the meta group
+// (from the embedded server; not visible to a client of an existing NATS
+// cluster), hookrelay's streams and the pending deliveries per target.
+func (b *backend) clusterStatus(ctx context.Context, targets []string) (*admin.ClusterStatus, error) {
+	if b.cl == nil {
+		return nil, admin.ErrNotClustered
+	}
+	st := &admin.ClusterStatus{Node: b.cl.Node, Cluster: b.cl.Name, Nodes: []admin.ClusterNode{}, Streams: []admin.ClusterStream{}, Targets: []admin.TargetPending{}}
+	if b.node != nil {
+		ns, err := b.node.Status()
+		if err != nil {
+			return nil, err
+		}
+		st.MetaLeader = ns.MetaLeader
+		for _, p := range ns.Peers {
+			st.Nodes = append(st.Nodes, admin.ClusterNode{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active, Lag: p.Lag})
+		}
+	}
+	lister := b.js.ListStreams(ctx)
+	for info := range lister.Info() {
+		cs := admin.ClusterStream{Name: info.Config.Name, Replicas: info.Config.Replicas, Messages: info.State.Msgs,
+			Bytes: info.State.Bytes, Consumers: info.State.Consumers}
+		if c := info.Cluster; c != nil {
+			cs.Leader = c.Leader
+			for _, p := range c.Replicas {
+				cs.Peers = append(cs.Peers, admin.ClusterNode{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active.Seconds(), Lag: p.Lag})
+			}
+		}
+		st.Streams = append(st.Streams, cs)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	for _, t := range targets {
+		n, err := b.store.QueueDepth(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		st.Targets = append(st.Targets, admin.TargetPending{Target: t, Pending: n})
+	}
+	return st, nil
+}

@@ -1,0 +1,309 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/storage"
+	"github.com/nats-io/nats.go"
+)
+
+// tombstoneTTL is how long a removed queue entry's tombstone stays.
+const tombstoneTTL = time.Hour
+
+type queued struct {
+	id  string
+	due time.Time
+}
+
+// queue returns target's live queue entries, oldest due first.
+func (s *Store) queue(ctx context.Context, target string) ([]queued, error) {
+	var out []queued
+	err := s.scan(ctx, s.queueFilter(target), func(subj string, r rec) bool {
+		if r.del {
+			return true
+		}
+		ns, err := strconv.ParseInt(string(r.data), 10, 64)
+		if err != nil {
+			return true
+		}
+		out = append(out, queued{id: subj[strings.LastIndexByte(subj, '.')+1:], due: time.Unix(0, ns)})
+		return true
+	})
+	slices.SortFunc(out, func(a, b queued) int {
+		if c := a.due.Compare(b.due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	return out, err
+}
+
+// DueDeliveries returns up to limit queued deliveries of target due at or
+// before now, oldest due first, leaving out those skip reports; next is the
+// due time of the first later entry not skipped.
+func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time, limit int, skip func(id string) bool) ([]storage.Due, time.Time, error) {
+	if err := s.check(); err != nil {
+		return nil, time.Time{}, err
+	}
+	q, err := s.queue(ctx, target)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("scan queue %s: %w", target, err)
+	}
+	var out []storage.Due
+	for _, e := range q {
+		if skip != nil && skip(e.id) {
+			continue
+		}
+		if e.due.After(now) {
+			return out, e.due, nil
+		}
+		if len(out) >= limit {
+			break
+		}
+		out = append(out, storage.Due{EventID: e.id, Target: target, At: e.due, Key: queueKey(target, e.id, e.due)})
+	}
+	return out, time.Time{}, nil
+}
+
+// QueueDepth counts the queued deliveries of target (one read per entry).
+func (s *Store) QueueDepth(ctx context.Context, target string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	q, err := s.queue(ctx, target)
+	return len(q), err
+}
+
+// deliveries reads event id's delivery records and the record's sequence
+// (0 if none).
+func (s *Store) deliveries(ctx context.Context, id string) ([]delivery.Delivery, uint64, error) {
+	r, ok, err := s.last(ctx, s.delivSubj(id))
+	if err != nil || !ok {
+		return []delivery.Delivery{}, 0, err
+	}
+	ds := []delivery.Delivery{}
+	if err := json.Unmarshal(r.data, &ds); err != nil {
+		return nil, 0, fmt.Errorf("decode deliveries of %s: %w", id, err)
+	}
+	return ds, r.seq, nil
+}
+
+func (s *Store) event(ctx context.Context, id string) (*storage.Event, bool, error) {
+	if !validID(id) {
+		return nil, false, nil
+	}
+	r, ok, err := s.last(ctx, s.metaSubj(id))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	var ev storage.Event
+	if err := json.Unmarshal(r.data, &ev); err != nil {
+		return nil, false, fmt.Errorf("decode event %s: %w", id, err)
+	}
+	return &ev, true, nil
+}
+
+func find(ds []delivery.Delivery, target string) (delivery.Delivery, int) {
+	for i, d := range ds {
+		if d.Target == target {
+			return d, i
+		}
+	}
+	return delivery.Delivery{Target: target}, -1
+}
+
+// LoadDelivery returns an event, its raw body and its delivery to target;
+// storage.ErrNotFound once the event has expired.
+func (s *Store) LoadDelivery(ctx context.Context, id, target string) (*storage.Event, []byte, *delivery.Delivery, error) {
+	if err := s.check(); err != nil {
+		return nil, nil, nil, err
+	}
+	ev, ok, err := s.event(ctx, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
+	}
+	raw, ok, err := s.last(ctx, s.rawSubj(id))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
+	}
+	ds, _, err := s.deliveries(ctx, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, i := find(ds, target)
+	if i < 0 {
+		d.Status = delivery.Pending
+	}
+	return ev, raw.data, &d, nil
+}
+
+// retentionLeft is how long a rewritten delivery record of ev lives: as
+// long as its event (at least a minute).
+func (s *Store) retentionLeft(ev *storage.Event) time.Duration {
+	return max(time.Until(ev.ReceivedAt.Add(s.retention)), time.Minute)
+}
+
+// writeDeliveries builds the message that replaces id's delivery records
+// with ds (d put in), expecting sequence seq.
+func (s *Store) deliveriesMsg(id string, ds []delivery.Delivery, d delivery.Delivery, seq uint64, ttl time.Duration) (*nats.Msg, error) {
+	ds = slices.Clone(ds)
+	if _, i := find(ds, d.Target); i >= 0 {
+		ds[i] = d
+	} else {
+		ds = append(ds, d)
+	}
+	b, err := json.Marshal(sortDeliveries(ds))
+	if err != nil {
+		return nil, err
+	}
+	return expect(newMsg(s.delivSubj(id), b, ttl), seq), nil
+}
+
+// queueMsgs builds the queue change of op for the entry read as q (ok:
+// present), expecting its sequence.
+func (s *Store) queueMsg(target, id string, op delivery.QueueOp, q rec, ok bool) *nats.Msg {
+	seq := uint64(0)
+	if ok {
+		seq = q.seq
+	}
+	switch {
+	case !op.Add.IsZero():
+		return expect(newMsg(s.queueSubj(target, id), []byte(strconv.FormatInt(op.Add.UnixNano(), 10)), 0), seq)
+	case !op.Remove.IsZero() && ok && !q.del:
+		m := newMsg(s.queueSubj(target, id), nil, tombstoneTTL)
+		m.Header.Set(hdrOp, opDel)
+		return expect(m, seq)
+	}
+	return nil
+}
+
+const maxCASTries = 50
+
+// RecordAttempt applies delivery.Next for the attempt made for queueKey
+// and performs its queue operation, in one compare-and-set batch.
+func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error) {
+	if err := s.check(); err != nil {
+		return delivery.Delivery{}, err
+	}
+	kt, kid, entry, ok := parseQueueKey(queueKey)
+	if !ok || kid != id || kt != target || !validID(id) {
+		return delivery.Delivery{}, fmt.Errorf("record attempt %s/%s: queue key %q is not one of this delivery's", id, target, queueKey)
+	}
+	for try := 0; try < maxCASTries; try++ {
+		if try > 0 {
+			if err := sleep(ctx, backoff(try)); err != nil {
+				return delivery.Delivery{}, fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+			}
+		}
+		q, qok, err := s.last(ctx, s.queueSubj(target, id))
+		if err != nil {
+			return delivery.Delivery{}, err
+		}
+		current := qok && !q.del && string(q.data) == strconv.FormatInt(entry.UnixNano(), 10)
+		ev, evok, err := s.event(ctx, id)
+		if err != nil {
+			return delivery.Delivery{}, err
+		}
+		var msgs []*nats.Msg
+		var d delivery.Delivery
+		if !evok {
+			// Expired: drop the queue entry; the delivery expired with it.
+			r.Outcome = delivery.Expired
+			var op delivery.QueueOp
+			d, op = delivery.Next(delivery.Delivery{Target: target}, delivery.AttemptedFor(r, entry, current), p)
+			if m := s.queueMsg(target, id, op, q, qok); m != nil {
+				msgs = append(msgs, m)
+			}
+		} else {
+			ds, aseq, err := s.deliveries(ctx, id)
+			if err != nil {
+				return delivery.Delivery{}, err
+			}
+			d, _ = find(ds, target)
+			var op delivery.QueueOp
+			d, op = delivery.Next(d, delivery.AttemptedFor(r, entry, current), p)
+			am, err := s.deliveriesMsg(id, ds, d, aseq, s.retentionLeft(ev))
+			if err != nil {
+				return delivery.Delivery{}, err
+			}
+			msgs = append(msgs, am)
+			if m := s.queueMsg(target, id, op, q, qok); m != nil {
+				msgs = append(msgs, m)
+			}
+		}
+		if len(msgs) > 0 {
+			if _, err := s.commit(ctx, msgs, nil); err != nil {
+				if isConflict(err) || isRetryable(err) {
+					continue
+				}
+				return delivery.Delivery{}, fmt.Errorf("%w: record attempt %s/%s: %w", storage.ErrUnavailable, id, target, err)
+			}
+		}
+		if !current && evok {
+			return d, storage.ErrSuperseded
+		}
+		return d, nil
+	}
+	return delivery.Delivery{}, fmt.Errorf("%w: record attempt %s/%s: too many conflicts", storage.ErrUnavailable, id, target)
+}
+
+// Requeue replays the delivery of event id to target: pending, due now,
+// marked as a replay, its queue entry moved.
+func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	for try := 0; try < maxCASTries; try++ {
+		if try > 0 {
+			if err := sleep(ctx, backoff(try)); err != nil {
+				return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+			}
+		}
+		ev, ok, err := s.event(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
+		}
+		ds, aseq, err := s.deliveries(ctx, id)
+		if err != nil {
+			return err
+		}
+		q, qok, err := s.last(ctx, s.queueSubj(target, id))
+		if err != nil {
+			return err
+		}
+		d, _ := find(ds, target)
+		d, op := delivery.Next(d, delivery.ReplayedAt(now), delivery.Policy{})
+		am, err := s.deliveriesMsg(id, ds, d, aseq, s.retentionLeft(ev))
+		if err != nil {
+			return err
+		}
+		msgs := []*nats.Msg{am}
+		if m := s.queueMsg(target, id, op, q, qok); m != nil {
+			msgs = append(msgs, m)
+		}
+		if _, err := s.commit(ctx, msgs, nil); err != nil {
+			if isConflict(err) || isRetryable(err) {
+				continue
+			}
+			return fmt.Errorf("%w: requeue %s/%s: %w", storage.ErrUnavailable, id, target, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: requeue %s/%s: too many conflicts", storage.ErrUnavailable, id, target)
+}
