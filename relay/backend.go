@@ -87,7 +87,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	for attempt := 0; ; attempt++ {
 		// Each try gets its own deadline: a request sent before the meta
 		// leader is elected gets no answer at all.
-		actx, acancel := context.WithTimeout(wctx, 5*time.Second)
+		actx, acancel := context.WithTimeout(wctx, 2*time.Second)
 		st, err := jsstore.Open(actx, jsstore.Options{
 			Conn: nc, Replicas: cl.Replicas, Retention: cfg.Storage.Retention.D(),
 			DedupeWindow: cfg.Dedupe.Window.D(), Logger: log,
@@ -97,7 +97,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 			b.store = st
 			return b, nil
 		}
-		if attempt%10 == 0 {
+		if attempt%10 == 2 {
 			log.Warn("waiting for JetStream (a quorum of the cluster's nodes must be up)", "node", cl.Node, "err", err)
 		}
 		select {

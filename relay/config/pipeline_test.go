@@ -151,3 +151,28 @@ func TestLoadAdmin(t *testing.T) {
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+// TestClusterExamples: the three-node configs of docs/cluster.md load,
+// route to each other and differ only where they must.
+func TestClusterExamples(t *testing.T) {
+	listens := map[string]bool{}
+	for _, n := range []string{"a", "b", "c"} {
+		cfg, err := config.LoadWith("../../configs/cluster/"+n+".yaml", envOf(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := cfg.Cluster
+		if cl == nil || cl.Node != n || cl.Replicas != 3 || cl.NATS.Embedded == nil || len(cl.NATS.Embedded.Routes) != 2 {
+			t.Fatalf("%s: cluster = %+v", n, cl)
+		}
+		for _, addr := range []string{cfg.Server.Listen, cfg.Admin.Listen, cl.NATS.Embedded.Listen, cl.NATS.Embedded.ClusterListen} {
+			if listens[addr] {
+				t.Errorf("%s: %s used by two nodes", n, addr)
+			}
+			listens[addr] = true
+		}
+		if !strings.HasSuffix(cl.NATS.Embedded.StoreDir, "configs/cluster/data-"+n+"/nats") {
+			t.Errorf("%s: store_dir = %s, want under the config's directory", n, cl.NATS.Embedded.StoreDir)
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -147,13 +149,16 @@ func (n *Node) Status() (Status, error) {
 	}
 	st.Streams, st.Consumers = info.Streams, info.Consumers
 	if m := info.Meta; m != nil {
+		// Replicas are the other peers as this server sees them; this
+		// server is current for itself.
 		st.MetaLeader = m.Leader
-		if m.Leader != "" {
-			st.Peers = append(st.Peers, Peer{Name: m.Leader, Current: true})
-		}
+		st.Peers = append(st.Peers, Peer{Name: n.opts.Node, Current: true})
 		for _, p := range m.Replicas {
-			st.Peers = append(st.Peers, Peer{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active.Seconds(), Lag: p.Lag})
+			if p.Name != n.opts.Node {
+				st.Peers = append(st.Peers, Peer{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active.Seconds(), Lag: p.Lag})
+			}
 		}
+		slices.SortFunc(st.Peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
 	} else {
 		st.MetaLeader = n.opts.Node // a single server is its own leader
 		st.Peers = []Peer{{Name: n.opts.Node, Current: true}}
@@ -173,13 +178,14 @@ func splitHostPort(addr string) (string, int, error) {
 	return h, port, nil
 }
 
-// slogLogger adapts slog to the NATS server's logger: its notices at
-// debug (the server is chatty at start), warnings and errors as such.
+// slogLogger adapts slog to the NATS server's logger, one level down: the
+// server is chatty while a cluster forms (routes refused until the other
+// nodes are up, "waiting for a meta leader"), which is normal there.
 type slogLogger struct{ l *slog.Logger }
 
 func (s slogLogger) Noticef(f string, a ...any) { s.l.Debug(fmt.Sprintf(f, a...), "component", "nats") }
-func (s slogLogger) Warnf(f string, a ...any)   { s.l.Warn(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Warnf(f string, a ...any)   { s.l.Info(fmt.Sprintf(f, a...), "component", "nats") }
 func (s slogLogger) Fatalf(f string, a ...any)  { s.l.Error(fmt.Sprintf(f, a...), "component", "nats") }
-func (s slogLogger) Errorf(f string, a ...any)  { s.l.Error(fmt.Sprintf(f, a...), "component", "nats") }
+func (s slogLogger) Errorf(f string, a ...any)  { s.l.Warn(fmt.Sprintf(f, a...), "component", "nats") }
 func (s slogLogger) Debugf(f string, a ...any)  {}
 func (s slogLogger) Tracef(f string, a ...any)  {}
