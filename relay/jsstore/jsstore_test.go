@@ -415,3 +415,80 @@ func TestReadyWithoutQuorum(t *testing.T) {
 		t.Errorf("Ingest with quorum back: %v", err)
 	}
 }
+
+// TestGroupWithDuplicates: a group commit holding new keys and keys
+// already claimed is split until each duplicate is alone: every new key is
+// accepted once, every repeat answers the first id.
+func TestGroupWithDuplicates(t *testing.T) {
+	st := open(t, jstest.Single(t), "groups", 1)
+	first, err := st.Ingest(bg, webhook("dup", "media"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	results := make([]storage.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("new-%d", i)
+			if i%4 == 0 {
+				key = "dup"
+			}
+			<-start
+			results[i], errs[i] = st.Ingest(bg, webhook(key, "media"), nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("#%d: %v", i, errs[i])
+		}
+		if dup := i%4 == 0; results[i].Duplicate != dup || dup && results[i].ID != first.ID {
+			t.Errorf("#%d = %+v, want duplicate %v", i, results[i], dup)
+		}
+	}
+	if d, err := st.QueueDepth(bg, "media"); err != nil || d != 1+n-n/4 {
+		t.Errorf("queue depth %d %v, want %d", d, err, 1+n-n/4)
+	}
+}
+
+// TestDedupeWindow: a claim is remembered for the dedupe window and
+// expires after it (by TTL, never deleted): the key is then new again,
+// while the first event stays for its retention.
+func TestDedupeWindow(t *testing.T) {
+	urls := jstest.Single(t)
+	st, err := Open(bg, Options{URLs: urls, Name: "window", DedupeWindow: time.Second, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(bg)
+	first, err := st.Ingest(bg, webhook("w", "media"), nil)
+	if err != nil || first.Duplicate {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	if r, err := st.Ingest(bg, webhook("w", "media"), nil); err != nil || !r.Duplicate || r.ID != first.ID {
+		t.Fatalf("within the window: %+v %v, want a duplicate of %s", r, err, first.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		time.Sleep(250 * time.Millisecond)
+		r, err := st.Ingest(bg, webhook("w", "media"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Duplicate {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("claim still held 10s after a 1s window")
+		}
+	}
+	if _, _, err := st.Get(bg, first.ID); err != nil {
+		t.Errorf("first event after its claim expired: %v", err)
+	}
+}

@@ -19,6 +19,10 @@ import (
 // sequence 0) with a Nats-TTL of ttl (rounded up to whole seconds), so a
 // dead holder's lease frees itself; release deletes it. It returns an
 // error wrapping ErrLeased when the delivery is held or no slot is free.
+// ttl must exceed the attempt's timeout: there is no renewal, and a lease
+// past its ttl may be taken by another node (expiry runs on the stream
+// leader's clock, to about a second). Cost: 2 publishes plus one per slot
+// found taken; release is one delete per message.
 func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration, maxInFlight int) (release func(), err error) {
 	if err := s.check(); err != nil {
 		return nil, err

@@ -14,8 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// tombstoneTTL is how long a removed queue entry's tombstone stays.
-const tombstoneTTL = time.Hour
+// tombstoneTTL bounds how long a removed queue entry's tombstone stays
+// when its deletion right after the commit did not happen.
+const tombstoneTTL = time.Minute
 
 type queued struct {
 	id  string
@@ -245,11 +246,18 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 			}
 		}
 		if len(msgs) > 0 {
-			if _, err := s.commit(ctx, msgs, nil); err != nil {
+			ack, err := s.commit(ctx, msgs, nil)
+			if err != nil {
 				if isConflict(err) || isRetryable(err) {
 					continue
 				}
 				return delivery.Delivery{}, fmt.Errorf("%w: record attempt %s/%s: %w", storage.ErrUnavailable, id, target, err)
+			}
+			if last := msgs[len(msgs)-1]; last.Header.Get(hdrOp) == opDel {
+				// The tombstone did its work inside the batch: delete it
+				// (by sequence: a newer entry is another message) so that
+				// scans do not read it; if this fails it expires anyway.
+				_ = s.stream.DeleteMsg(ctx, ack.Seq)
 			}
 		}
 		if !current && evok {
