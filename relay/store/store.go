@@ -158,6 +158,11 @@ func (s *Store) write(fn func(txn *badger.Txn) error) error {
 	return s.db.Update(fn)
 }
 
+// SyncWrites reports whether Badger was opened with synchronous writes
+// (storage.sync: every commit fsynced before Ingest returns). It reads
+// Badger's own options back, not the Options given to Open.
+func (s *Store) SyncWrites() bool { return s.db.Opts().SyncWrites }
+
 // Ready returns storage.ErrUnavailable once the store is closed (for /readyz).
 func (s *Store) Ready() error {
 	if s.db.IsClosed() {
