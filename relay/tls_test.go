@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/tlsedge"
 	"github.com/hookrelay/hookrelay/relay/tlsedge/tlsedgetest"
 )
 
@@ -218,14 +219,17 @@ sources:
 	if r := tlsPost(t, client, "https://files.example.test/webhooks/sketchpen-prod", body); r.Status != http.StatusOK || r.Body["status"] != "accepted" {
 		t.Fatalf("signed webhook = %d %v, want 200 accepted", r.Status, r.Body)
 	}
-	// SIGHUP reloads a replaced pair at once (the files are polled too,
-	// every few seconds; package tlsedge tests that)
+	// SIGHUP reloads a replaced pair at once. The files are polled too
+	// (package tlsedge tests that), but a poll installs a change only once
+	// two polls tlsedge.DefaultReloadInterval apart have seen it, never
+	// sooner than that interval after the write: a swap well within it is
+	// the signal's doing.
 	writeSelfSigned(t, dir, "files.example.test", 2)
 	roots.AppendCertsFromPEM(readFile(t, certFile))
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the replaced certificate", func() bool { return leafSerial(addr, "files.example.test", roots) == "2" })
+	waitFor(t, tlsedge.DefaultReloadInterval/2, "the replaced certificate after SIGHUP", func() bool { return leafSerial(addr, "files.example.test", roots) == "2" })
 
 	// the HTTP port redirects to HTTPS here too
 	plain := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
