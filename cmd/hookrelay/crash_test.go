@@ -64,6 +64,9 @@ func crashRun(t *testing.T, syncWrites bool) {
 		killed   atomic.Bool
 		killOnce sync.Once
 		wg       sync.WaitGroup
+		// Transport errors before the kill: the server failed on its own.
+		earlyErrs  atomic.Int64
+		firstEarly atomic.Value // string
 	)
 	kill := func() {
 		killOnce.Do(func() {
@@ -92,10 +95,14 @@ func crashRun(t *testing.T, syncWrites bool) {
 				status, out, err := cliPost(client, url, h, body)
 				if err != nil {
 					r.errorMsg = err.Error()
-					if killed.Load() {
-						return // the server is gone
+					if !killed.Load() {
+						// Not the kill's doing (killed is set before the
+						// kill): the server failed under load by itself.
+						if earlyErrs.Add(1) == 1 {
+							firstEarly.Store(fmt.Sprintf("webhook %d: %v", n, err))
+						}
 					}
-					continue
+					return
 				}
 				r.status, r.answer, r.id = status, out["status"], out["id"]
 				if status == http.StatusOK && r.answer == "accepted" && accepted.Add(1) == killAfter {
@@ -121,6 +128,9 @@ func crashRun(t *testing.T, syncWrites bool) {
 		}
 	}
 	t.Logf("before the crash: %d sent, %d accepted, %d unanswered, %d other", len(requests), answered, unanswered, other)
+	if n := earlyErrs.Load(); n > 0 {
+		t.Fatalf("%d requests failed before the kill (first: %s)\n%s", n, firstEarly.Load(), p.Log())
+	}
 	if answered < killAfter {
 		t.Fatalf("only %d webhooks were accepted before the kill, want at least %d\n%s", answered, killAfter, p.Log())
 	}
@@ -157,8 +167,9 @@ func crashRun(t *testing.T, syncWrites bool) {
 	}
 	if lost != 0 || changed != 0 {
 		t.Errorf("of %d webhooks answered 200 before the crash, %d are new after it (lost) and %d have another id", answered, lost, changed)
+	} else {
+		t.Logf("after the restart: %d answered-200 webhooks all duplicates with their ids; %d unanswered re-sent", answered, resentUnanswered)
 	}
-	t.Logf("after the restart: %d answered-200 webhooks all duplicates with their ids; %d unanswered re-sent", answered, resentUnanswered)
 
 	if got, want := p2.stop(t, syscall.SIGTERM), 0; got != want {
 		t.Errorf("exit code after SIGTERM = %d, want %d\n%s", got, want, p2.Log())
