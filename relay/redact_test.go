@@ -9,7 +9,8 @@ import (
 
 // TestStoredHeadersRedactSecrets: the headers kept with an event never hold
 // a signature or a shared secret, whatever the header is called: a generic
-// hmac source's signature header, a shortkit callback header, Authorization.
+// hmac source's signature header, a shortkit callback header, Authorization,
+// Proxy-Authorization, Cookie.
 func TestStoredHeadersRedactSecrets(t *testing.T) {
 	const hmacSecret, callbackValue = "hmac-secret-for-redaction", "callback-token-for-redaction"
 	ts := startServer(t, loopbackConfig("", "")+`
@@ -30,6 +31,8 @@ sources:
 		t.Fatal(err)
 	}
 	h.Set("Authorization", "Bearer not-for-storage")
+	h.Set("Proxy-Authorization", "Basic not-for-storage-proxy")
+	h.Set("Cookie", "session=not-for-storage-cookie")
 	sig := h.Get("X-Hub-Hmac")
 	genID := post(t, ts.URL+"/webhooks/gen", h, body).Body["id"]
 
@@ -41,6 +44,8 @@ sources:
 	for _, tc := range []struct{ id, header, secret string }{
 		{genID, "X-Hub-Hmac", sig},
 		{genID, "Authorization", "not-for-storage"},
+		{genID, "Proxy-Authorization", "not-for-storage-proxy"},
+		{genID, "Cookie", "not-for-storage-cookie"},
 		{cbID, "X-Callback-Token", callbackValue},
 	} {
 		ev, _, _, err := ts.Store().LoadDelivery(context.Background(), tc.id, "none")
