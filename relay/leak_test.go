@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/providers/registry"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/config"
 )
@@ -24,20 +26,21 @@ import (
 // the forged requests, the credentials every request carries, and the
 // admin token. None may appear in a log line or a response.
 const (
-	leakSketchpen  = "leak-sketchpen-secret-5f1c"
-	leakVideopilot = "leak-videopilot-secret-9a2e"
-	leakVideovec   = "leak-videovector-secret-77d0"
-	leakShortkit   = "leak-shortkit-secret-c3b1"
-	leakBodyOnly   = "leak-shortkit-bodyonly-4e7a"
-	leakCallback   = "leak-callback-value-0b9f"
-	leakHMAC       = "leak-generic-hmac-secret-d2c8"
-	leakWrong      = "leak-wrong-secret-never-configured"
-	leakAuth       = "Bearer leak-authorization-credential-8e21"
-	leakCookie     = "session=leak-cookie-value-31fa"
-	leakQueryToken = "leak-query-token-6b0d"
-	leakAdminToken = "leak-admin-token-aa17"
-	leakAdminWrong = "leak-wrong-admin-token-0c44"
-	leakMaxBody    = 2048
+	leakSketchpen     = "leak-sketchpen-secret-5f1c"
+	leakVideopilot    = "leak-videopilot-secret-9a2e"
+	leakVideovec      = "leak-videovector-secret-77d0"
+	leakShortkit      = "leak-shortkit-secret-c3b1"
+	leakBodyOnly      = "leak-shortkit-bodyonly-4e7a"
+	leakCallback      = "leak-callback-value-0b9f"
+	leakHMAC          = "leak-generic-hmac-secret-d2c8"
+	leakWrong         = "leak-wrong-secret-never-configured"
+	leakAuth          = "Bearer leak-authorization-credential-8e21"
+	leakCookie        = "session=leak-cookie-value-31fa"
+	leakQueryToken    = "leak-query-token-6b0d"
+	leakCallbackToken = "leak-callback-token-5d72"
+	leakAdminToken    = "leak-admin-token-aa17"
+	leakAdminWrong    = "leak-wrong-admin-token-0c44"
+	leakMaxBody       = 2048
 )
 
 // leakStdWebhooks is the standard-webhooks secret (whsec_ + base64); its
@@ -46,11 +49,13 @@ const leakStdKey = "leak-standard-webhooks-key-91e3"
 
 var leakStdWebhooks = "whsec_" + base64.StdEncoding.EncodeToString([]byte(leakStdKey))
 
-// leakSource is one configured source of the leak test: its adapter's
-// options (to sign right and wrong) and a body it parses.
+// leakSource is one configured source of the leak test: its secrets and
+// its provider's own options (to sign right and wrong) and a body it
+// parses.
 type leakSource struct {
 	name, provider string
-	opts           providers.Options
+	secrets        []string
+	opts           map[string]string
 	body           []byte
 	timestamped    bool // a stale timestamp is a 401
 }
@@ -58,24 +63,49 @@ type leakSource struct {
 func leakSources() []leakSource {
 	now := time.Now().Unix()
 	return []leakSource{
-		{"sp", "sketchpen", providers.Options{Secrets: []string{leakSketchpen}},
+		{"sp", "sketchpen", []string{leakSketchpen}, nil,
 			sketchpenBody("video.completed", "leak-1", now), true},
-		{"vp", "videopilot", providers.Options{Secrets: []string{leakVideopilot}},
+		{"vp", "videopilot", []string{leakVideopilot}, nil,
 			[]byte(`{"event":"video.completed","timestamp":1700000000,"data":{"video_id":"leak-2"}}`), false},
-		{"vv", "videovector", providers.Options{Secrets: []string{leakVideovec}, WebhookID: "wh_leak"},
+		{"vv", "videovector", []string{leakVideovec}, map[string]string{"webhook_id": "wh_leak"},
 			[]byte(`{"id":"evt_leak","created_at":1700000000,"data":{"id":"leak-3"}}`), false},
-		{"sk", "shortkit", providers.Options{Secrets: []string{leakShortkit}},
+		{"sk", "shortkit", []string{leakShortkit}, nil,
 			[]byte(`{"event":"content.imported","timestamp":"2026-11-23T10:00:00Z","data":{"contentId":"leak-4"}}`), true},
-		{"skb", "shortkit", providers.Options{Secrets: []string{leakBodyOnly}, Scheme: "body-only"},
+		{"skb", "shortkit", []string{leakBodyOnly}, map[string]string{"scheme": "body-only"},
 			[]byte(`{"event":"content.imported","timestamp":"2026-11-23T10:00:00Z","data":{"contentId":"leak-5"}}`), true},
-		{"cb", "shortkit", providers.Options{Scheme: "callback-header", Header: "X-Callback-Token", Value: leakCallback},
+		{"cb", "shortkit", nil, map[string]string{"scheme": "callback-header", "header": "X-Callback-Token", "value": leakCallback},
 			[]byte(`{"event":"content.imported","timestamp":"2026-11-23T10:00:00Z","data":{"contentId":"leak-6"}}`), false},
-		{"sw", "standard-webhooks", providers.Options{Secrets: []string{leakStdWebhooks}},
+		{"sw", "standard-webhooks", []string{leakStdWebhooks}, nil,
 			[]byte(`{"type":"video.completed","data":{"id":"leak-7"}}`), true},
-		{"hm", "hmac", providers.Options{Secrets: []string{leakHMAC}, SignatureHeader: "X-Leak-Mac", Prefix: "sha256=",
-			Template: "{timestamp}.{body}", TimestampHeader: "X-Leak-Time"},
+		{"hm", "hmac", []string{leakHMAC}, map[string]string{"signature_header": "X-Leak-Mac", "prefix": "sha256=",
+			"template": "{timestamp}.{body}", "timestamp_header": "X-Leak-Time"},
 			[]byte(`{"type":"video.completed","data":{"id":"leak-8"}}`), true},
 	}
+}
+
+// leakSigner builds provider's adapter with secrets (none for the
+// callback-header scheme) and its own options, for signing.
+func leakSigner(t *testing.T, provider string, secrets []string, opts map[string]string) providers.Adapter {
+	t.Helper()
+	spec, err := registry.Lookup(provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := spec.NewOptions()
+	for k, v := range opts {
+		if err := providers.SetOption(o, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c providers.Common
+	for _, s := range secrets {
+		c.Secrets = append(c.Secrets, providers.Secret{Value: s})
+	}
+	a, err := o.New(c)
+	if err != nil {
+		t.Fatalf("new %s adapter: %v", provider, err)
+	}
+	return a
 }
 
 const leakConfig = `
@@ -97,6 +127,7 @@ sources:
   skb: {provider: shortkit, scheme: body-only, secrets: [` + leakBodyOnly + `]}
   cb: {provider: shortkit, scheme: callback-header, header: X-Callback-Token, value: ` + leakCallback + `}
   sw: {provider: standard-webhooks, secrets: ["{{SW}}"]}
+  ct: {provider: shortkit, scheme: callback-token, secrets: [` + leakCallbackToken + `]}
   hm:
     provider: hmac
     secrets: [` + leakHMAC + `]
@@ -223,6 +254,7 @@ func TestRejectionsLeakNoSecrets(t *testing.T) {
 	creds.add("the Authorization value", leakAuth, strings.TrimPrefix(leakAuth, "Bearer "))
 	creds.add("the Cookie value", leakCookie, strings.TrimPrefix(leakCookie, "session="))
 	creds.add("the query token", leakQueryToken)
+	creds.add("the callback token", leakCallbackToken)
 	creds.add("the admin token", leakAdminToken)
 	creds.add("a presented admin token", leakAdminWrong)
 
@@ -243,21 +275,20 @@ func TestRejectionsLeakNoSecrets(t *testing.T) {
 	now := time.Now()
 	for _, src := range leakSources() {
 		url := ts.URL + "/webhooks/" + src.name + q
-		right := signer(t, src.provider, src.opts)
-		wrongOpts := src.opts
-		if len(wrongOpts.Secrets) > 0 {
-			wrongOpts.Secrets = []string{leakWrong}
-			if src.provider == "standard-webhooks" {
-				wrongOpts.Secrets = []string{"whsec_" + base64.StdEncoding.EncodeToString([]byte(leakWrong))}
-			}
-		} else {
-			wrongOpts.Value = leakWrong
+		right := leakSigner(t, src.provider, src.secrets, src.opts)
+		wrongSecrets, wrongOpts := []string{leakWrong}, src.opts
+		switch {
+		case src.provider == "standard-webhooks":
+			wrongSecrets = []string{"whsec_" + base64.StdEncoding.EncodeToString([]byte(leakWrong))}
+		case src.secrets == nil:
+			wrongSecrets, wrongOpts = nil, maps.Clone(src.opts)
+			wrongOpts["value"] = leakWrong
 		}
 		good, err := right.Sign(src.body, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, err := signer(t, src.provider, wrongOpts).Sign(src.body, now)
+		forged, err := leakSigner(t, src.provider, wrongSecrets, wrongOpts).Sign(src.body, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,8 +336,16 @@ func TestRejectionsLeakNoSecrets(t *testing.T) {
 		}
 	}
 
+	// The callback token travels in the URL query.
+	ct := ts.URL + "/webhooks/ct"
+	ctBody := []byte(`{"event":"content.imported","timestamp":1700000000,"data":{"contentId":"leak-9"}}`)
+	send("ct wrong token", "POST", ct+"?token="+leakWrong, withCreds(nil), ctBody, false, http.StatusUnauthorized)
+	send("ct no token", "POST", ct, withCreds(nil), ctBody, false, http.StatusBadRequest)
+	send("ct body not JSON", "POST", ct+"?token="+leakCallbackToken, withCreds(nil), []byte("not json"), false, http.StatusBadRequest)
+	send("ct GET", "GET", ct+"?token="+leakCallbackToken, withCreds(nil), nil, false, http.StatusMethodNotAllowed)
+
 	sp := leakSources()[0]
-	spSigner := signer(t, sp.provider, sp.opts)
+	spSigner := leakSigner(t, sp.provider, sp.secrets, sp.opts)
 	big := e2eBody(t, "leak-big", leakMaxBody+100)
 	bigH, err := spSigner.Sign(big, now)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -15,7 +16,7 @@ import (
 // test drives. Any store (Badger today, JetStream for cluster mode) that
 // claims dedupe keys on Ingest satisfies it.
 type claimer interface {
-	Ingest(ctx context.Context, ev *store.Event, raw []byte) (store.Result, error)
+	Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error)
 }
 
 // TestConcurrentClaims runs testConcurrentClaims against the Badger store,
@@ -77,7 +78,7 @@ func testConcurrentClaims(t *testing.T, open func(t *testing.T) claimer) {
 					return
 				default:
 				}
-				ev := &store.Event{Source: "fill", Type: "t", ReceivedAt: base, DedupeKey: fmt.Sprintf("fill-%d-%d", f, n), Targets: []string{"x"}}
+				ev := &storage.Event{Source: "fill", Type: "t", ReceivedAt: base, DedupeKey: fmt.Sprintf("fill-%d-%d", f, n), Targets: []string{"x"}}
 				if _, err := st.Ingest(ctx, ev, filler); err != nil {
 					fillErr.Store(err)
 					return
@@ -97,12 +98,12 @@ func testConcurrentClaims(t *testing.T, open func(t *testing.T) claimer) {
 	var twice int // rounds with more than one acceptance
 	for round := range rounds {
 		key := fmt.Sprint("race-", round)
-		results := make([]store.Result, racers)
+		results := make([]storage.Result, racers)
 		errs := make([]error, racers)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for i := range racers {
-			ev := &store.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: base,
+			ev := &storage.Event{Source: "sp", Provider: "sketchpen", Type: "video.completed", ReceivedAt: base,
 				DedupeKey: key, Targets: []string{"media"}}
 			raw := fmt.Appendf(nil, `{"round":%d,"racer":%d}`, round, i)
 			wg.Go(func() {

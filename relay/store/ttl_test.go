@@ -7,6 +7,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hookrelay/hookrelay/dedupe"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/hookrelay/hookrelay/relay/store"
 )
 
@@ -21,7 +22,7 @@ func TestIngestTTLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	ev := &store.Event{Source: "sp", Type: "t", ReceivedAt: now, DedupeKey: "ttl-1", Targets: []string{"media"}}
+	ev := &storage.Event{Source: "sp", Type: "t", ReceivedAt: now, DedupeKey: "ttl-1", Targets: []string{"media"}}
 	res, err := st.Ingest(context.Background(), ev, []byte(`{}`))
 	if err != nil || res.Duplicate {
 		t.Fatalf("Ingest = %+v, %v", res, err)
