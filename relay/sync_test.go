@@ -21,7 +21,11 @@ sources:
     provider: sketchpen
     secrets: [s3cr3t]
 `, sync))
-			if got, want := ts.Store().SyncWrites(), sync; got != want {
+			st, ok := ts.Store().(interface{ SyncWrites() bool })
+			if !ok {
+				t.Fatalf("the Badger store (%T) does not report its SyncWrites", ts.Store())
+			}
+			if got, want := st.SyncWrites(), sync; got != want {
 				t.Errorf("storage.sync: %v: Badger SyncWrites = %v, want %v", sync, got, want)
 			}
 		})
