@@ -134,9 +134,15 @@ func rlMetric(t *testing.T, adminAddr, prefix string) string {
 func TestReloadThroughBinary(t *testing.T) {
 	mainT, otherT := newEvTarget(t, http.StatusOK), newEvTarget(t, http.StatusOK)
 	dataDir, adminAddr := t.TempDir(), evFreeAddr(t)
+	// Files are replaced atomically (write, then rename), as editors and
+	// config tools do: a SIGHUP still being handled never reads half a file.
 	write := func(path, text string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
