@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,50 @@ type settings struct {
 	Out         string
 	Note        string
 	Keep        bool
+
+	Phases          map[string]bool // phases to run (-phases)
+	PhasesSet       bool            // -phases was given
+	ClusterDuration time.Duration   // length of each cluster-phase run
+	ClusterDrain    time.Duration   // longest wait for deliveries after a cluster-phase run
+}
+
+// allPhases are the phase names -phases takes, in the order they run.
+var allPhases = []string{"bare", "ingest", "e2e", "memory", "cluster"}
+
+// defaultPhases run without -phases: everything but the cluster phase.
+const defaultPhases = "bare,ingest,e2e,memory"
+
+// parsePhases reads -phases: a comma-separated list of allPhases, or "all".
+func parsePhases(v string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "":
+		case f == "all":
+			for _, p := range allPhases {
+				out[p] = true
+			}
+		case slices.Contains(allPhases, f):
+			out[f] = true
+		default:
+			return nil, fmt.Errorf("-phases: unknown phase %q (have %s, all)", f, strings.Join(allPhases, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-phases: no phase named")
+	}
+	return out, nil
+}
+
+// onlyCluster reports whether the cluster phase is the only one selected.
+func (s settings) onlyCluster() bool {
+	for p := range s.Phases {
+		if p != "cluster" {
+			return false
+		}
+	}
+	return s.Phases["cluster"]
 }
 
 func main() { os.Exit(run()) }
@@ -58,6 +103,9 @@ func run() int {
 	fs.StringVar(&s.Out, "out", "BENCHMARKS.md", "write the report to `FILE` (\"\": print only)")
 	fs.StringVar(&s.Note, "note", "", "a remark printed at the top of the report (e.g. about the machine's load)")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the temporary directory (configs, logs, data, sink output)")
+	phases := fs.String("phases", defaultPhases, "comma-separated `PHASES` to run: "+strings.Join(allPhases, ", ")+", or all; cluster alone rewrites only the \"Cluster mode\" section of -out")
+	fs.DurationVar(&s.ClusterDuration, "cluster-duration", 15*time.Second, "length of each cluster-phase run (-quick: 3s)")
+	fs.DurationVar(&s.ClusterDrain, "cluster-drain", 20*time.Second, "longest wait for deliveries after each cluster-phase run")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./cmd/benchrun [flags]   (from the repository root, Linux)")
 		fs.PrintDefaults()
@@ -70,6 +118,12 @@ func run() int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	if s.Phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
+		return 2
+	}
+	s.PhasesSet = set["phases"]
 	if s.Quick {
 		if !set["n"] {
 			s.N = 3000
@@ -83,10 +137,13 @@ func run() int {
 		if !set["timeout"] {
 			s.Timeout = 3 * time.Minute
 		}
+		if !set["cluster-duration"] {
+			s.ClusterDuration = 3 * time.Second
+		}
 	}
 	if s.N < 1 || s.Concurrency < 1 || s.Size < 1 || s.Duration <= 0 || s.E2ERate <= 0 || s.InFlight < 1 ||
-		s.MemBase < 1 || s.MemTotal <= s.MemBase || s.Timeout <= 0 {
-		fmt.Fprintln(os.Stderr, "benchrun: -n, -concurrency, -size, -duration, -e2e-rate, -inflight, -timeout must be positive and -memory-total larger than -memory-base")
+		s.MemBase < 1 || s.MemTotal <= s.MemBase || s.Timeout <= 0 || s.ClusterDuration <= 0 || s.ClusterDrain <= 0 {
+		fmt.Fprintln(os.Stderr, "benchrun: -n, -concurrency, -size, -duration, -e2e-rate, -inflight, -timeout, -cluster-duration, -cluster-drain must be positive and -memory-total larger than -memory-base")
 		return 2
 	}
 
@@ -105,7 +162,30 @@ func run() int {
 
 	printReport(os.Stdout, res)
 	if s.Out != "" {
-		if err := os.WriteFile(s.Out, []byte(markdown(res)), 0o644); err != nil {
+		old, err := os.ReadFile(s.Out)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
+			return 1
+		}
+		var doc string
+		switch {
+		case s.onlyCluster() && res.Cluster == nil:
+			// The phase never started (e.g. the build failed): keep the file.
+			fmt.Fprintf(os.Stderr, "benchrun: the cluster phase did not run; %s left as it was\n", s.Out)
+			return 1
+		case s.onlyCluster():
+			// Only the cluster section changes; the rest stays as it is.
+			doc = spliceCluster(string(old), clusterMarkdown(res.Cluster, s))
+		case res.Cluster != nil:
+			doc = markdown(res) + "\n" + clusterMarkdown(res.Cluster, s)
+		default:
+			// Keep the cluster section of the previous file, if any.
+			doc = markdown(res)
+			if sec := extractCluster(string(old)); sec != "" {
+				doc += "\n" + sec
+			}
+		}
+		if err := os.WriteFile(s.Out, []byte(doc), 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
 			return 1
 		}
@@ -203,17 +283,22 @@ func (b *bench) run(ctx context.Context) *results {
 		return res
 	}
 	phases := []struct {
-		name string
-		run  func(context.Context, *results) error
+		key, name string
+		run       func(context.Context, *results) error
 	}{
-		{"bare limit", b.phaseBare},
-		{"ingest sync=false", func(ctx context.Context, r *results) error { return b.phaseIngest(ctx, r, false) }},
-		{"ingest sync=true", func(ctx context.Context, r *results) error { return b.phaseIngest(ctx, r, true) }},
-		{"end to end", b.phaseE2E},
-		{"memory", b.phaseMemory},
+		{"bare", "bare limit", b.phaseBare},
+		{"ingest", "ingest sync=false", func(ctx context.Context, r *results) error { return b.phaseIngest(ctx, r, false) }},
+		{"ingest", "ingest sync=true", func(ctx context.Context, r *results) error { return b.phaseIngest(ctx, r, true) }},
+		{"e2e", "end to end", b.phaseE2E},
+		{"memory", "memory", b.phaseMemory},
+		{"cluster", "cluster", b.phaseCluster},
 	}
 	for _, p := range phases {
-		if p.name == "memory" && !b.s.Memory {
+		if !b.s.Phases[p.key] {
+			continue
+		}
+		// Without -phases, -memory decides (as before -phases existed).
+		if p.key == "memory" && !b.s.Memory && !b.s.PhasesSet {
 			continue
 		}
 		if ctx.Err() != nil {

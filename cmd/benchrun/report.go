@@ -341,9 +341,12 @@ func printReport(w io.Writer, r *results) {
 	fmt.Fprintf(w, "\nhookrelay benchmark, %s, %d CPUs (%s), %s, %s\n", r.Date.Format("2006-01-02 15:04 MST"),
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Memory, r.Machine.GoVersion)
 	fmt.Fprintf(w, "load average at start %s, at end %s; took %s\n", r.Machine.LoadStart, r.Machine.LoadEnd, r.Elapsed.Round(time.Second))
-	for _, t := range tables(r) {
-		t.text(w)
+	if !r.Settings.onlyCluster() {
+		for _, t := range tables(r) {
+			t.text(w)
+		}
 	}
+	printCluster(w, r.Cluster)
 	for _, n := range notes(r) {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

@@ -28,6 +28,7 @@ type results struct {
 	Ingest        []*ingestResult // sync false, then sync true
 	E2E           []*e2eResult    // fixed rate, then maximum
 	Memory        *memResult
+	Cluster       *clusterResult // the cluster phase (-phases cluster)
 	Errors        []string
 }
 
