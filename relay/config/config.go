@@ -47,6 +47,14 @@ type Server struct {
 	// MaxInFlight bounds the webhooks handled at once (503 past it).
 	MaxInFlight     int      `yaml:"max_in_flight"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxBufferedBytes bounds the request bodies held in memory at once,
+	// across all requests (503 past it).
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
+	// MinBodyRate (bytes/s) and BodyGrace: after the first BodyGrace, each
+	// further BodyGrace of a body must bring MinBodyRate*BodyGrace bytes
+	// (or its end), else 408. MinBodyRate 0 turns the check off.
+	MinBodyRate int64    `yaml:"min_body_rate"`
+	BodyGrace   Duration `yaml:"body_grace"`
 }
 
 // TLS configures automatic HTTPS (certmagic) or a certificate from files.
@@ -77,6 +85,10 @@ type Storage struct {
 	Path      string   `yaml:"path"`
 	Retention Duration `yaml:"retention"`
 	Sync      bool     `yaml:"sync"`
+	// MinFreeBytes: below this much free space on the filesystem of Path
+	// the store takes no new events (503) and does not open; 0 turns the
+	// watch off.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 }
 
 // Dedupe configures de-duplication.
@@ -303,6 +315,12 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	return cfg, nil
 }
 
+// DefaultMinFreeBytes is storage.min_free_bytes when the file sets none:
+// what Badger may still write after the store stops taking events (three
+// 16 MiB memtables flushed, one 64 MiB value-log file, an L0 compaction's
+// output before its inputs go) plus room for the requests in flight.
+const DefaultMinFreeBytes = 256 << 20
+
 // Default returns the configuration used for keys the file leaves out.
 func Default() *Config {
 	return &Config{
@@ -311,10 +329,11 @@ func Default() *Config {
 			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second),
 			MaxHeaderBytes: 64 << 10, ShutdownTimeout: Duration(30 * time.Second), MaxInFlight: 1024,
+			MaxBufferedBytes: 64 << 20, MinBodyRate: 16 << 10, BodyGrace: Duration(5 * time.Second),
 		},
 		TLS:     TLS{CA: "https://acme-v02.api.letsencrypt.org/directory", HTTPPort: 80, HTTPSPort: 443},
 		Admin:   Admin{Listen: "127.0.0.1:9090"},
-		Storage: Storage{Path: "./data", Retention: Duration(720 * time.Hour)},
+		Storage: Storage{Path: "./data", Retention: Duration(720 * time.Hour), MinFreeBytes: DefaultMinFreeBytes},
 		Dedupe:  Dedupe{Window: Duration(168 * time.Hour), CacheSize: 100000},
 		Log:     Log{Level: "info", Format: "text"},
 	}

@@ -126,6 +126,18 @@ func (c *Config) validate() error {
 			return verr(f.key, "must be positive (a listener without timeouts can be held open forever)")
 		}
 	}
+	if c.Server.MaxBufferedBytes < c.Server.MaxBodyBytes {
+		return verr("server.max_buffered_bytes", "must be at least server.max_body_bytes (%d)", c.Server.MaxBodyBytes)
+	}
+	if c.Server.MinBodyRate < 0 {
+		return verr("server.min_body_rate", "must not be negative (0 turns the check off)")
+	}
+	if c.Server.MinBodyRate > 0 && c.Server.BodyGrace <= 0 {
+		return verr("server.body_grace", "must be positive when server.min_body_rate is set")
+	}
+	if c.Storage.MinFreeBytes < 0 {
+		return verr("storage.min_free_bytes", "must not be negative (0 turns the check off)")
+	}
 	if err := c.TLS.validate(); err != nil {
 		return err
 	}

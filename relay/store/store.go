@@ -43,6 +43,19 @@ type Options struct {
 	// MustExist makes Open fail with storage.ErrNoStore instead of creating a
 	// store (the CLI reads stores, never makes them).
 	MustExist bool
+	// MinFreeBytes: below this much free space on the filesystem of Path
+	// the store takes no new events (storage.ErrLowSpace) and Open fails;
+	// 0 turns the watch off. See diskspace.go.
+	MinFreeBytes uint64
+	// FreeSpace reads the free space (default StatFS; tests inject one).
+	FreeSpace FreeSpaceFunc
+	// SpaceTick is how often the free space is re-read while idle
+	// (default 1s).
+	SpaceTick time.Duration
+	// ReadOnly opens Badger read-only (no space needed, no writes).
+	// ReadOnlyWhenLow does so only when the disk is too full to open it
+	// for writing: for readers such as `events list`.
+	ReadOnly, ReadOnlyWhenLow bool
 }
 
 // Store is the Badger-backed event store. It is safe for concurrent use.
@@ -53,6 +66,8 @@ type Store struct {
 	ids       idGen
 	retention time.Duration
 	log       *slog.Logger
+	space     *spaceWatch
+	spaceTick time.Duration
 
 	closeMu sync.RWMutex // held for reading around every transaction
 	closed  bool
@@ -85,6 +100,24 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if opts.FreeSpace == nil {
+		opts.FreeSpace = StatFS
+	}
+	if opts.SpaceTick <= 0 {
+		opts.SpaceTick = spaceTick
+	}
+	readOnly := opts.ReadOnly
+	if !readOnly {
+		// Badger replays and flushes memtables through writable mmaps at
+		// open: on a full disk that is a SIGBUS, not an error.
+		if err := checkFree(opts.Path, opts.MinFreeBytes, opts.FreeSpace); err != nil {
+			if !opts.ReadOnlyWhenLow {
+				return nil, fmt.Errorf("open store %s: %w (free some space, or lower storage.min_free_bytes)", opts.Path, err)
+			}
+			opts.Logger.Warn("opening the store read-only", "reason", err.Error())
+			readOnly = true
+		}
+	}
 	lock, err := lockDir(opts.Path)
 	if err != nil {
 		return nil, err
@@ -98,7 +131,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		WithIndexCacheSize(16 << 20).
 		WithValueThreshold(256).
 		WithBaseTableSize(4 << 20).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(valueLogFileSize).
+		WithReadOnly(readOnly).
 		WithNumCompactors(2).
 		WithCompression(options.None).
 		WithDetectConflicts(true)
@@ -108,13 +142,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		lock.Close()
+		if readOnly && errors.Is(err, badger.ErrTruncateNeeded) {
+			return nil, fmt.Errorf("open store %s read-only: it was not closed cleanly, and recovering it needs free space: %w", opts.Path, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
 	s := &Store{db: db, lock: lock, dedupe: ix, retention: opts.Retention, log: opts.Logger,
-		ingestCh: make(chan *ingestReq, maxBatchEvents), loopDone: make(chan struct{}), stop: make(chan struct{})}
-	s.wg.Add(2)
+		ingestCh: make(chan *ingestReq, maxBatchEvents), loopDone: make(chan struct{}), stop: make(chan struct{}),
+		spaceTick: opts.SpaceTick}
+	space := opts.FreeSpace
+	if readOnly {
+		space = nil
+	}
+	s.space = newSpaceWatch(opts.Path, opts.MinFreeBytes, space, opts.Logger)
+	s.wg.Add(3)
 	go s.gcLoop()
 	go s.commitLoop()
+	go s.spaceLoop()
 	return s, nil
 }
 
@@ -155,6 +199,9 @@ func (s *Store) write(fn func(txn *badger.Txn) error) error {
 	if s.closed {
 		return fmt.Errorf("%w: store closed", storage.ErrUnavailable)
 	}
+	if err := s.space.hardErr(); err != nil {
+		return err
+	}
 	return s.db.Update(fn)
 }
 
@@ -163,12 +210,14 @@ func (s *Store) write(fn func(txn *badger.Txn) error) error {
 // Badger's own options back, not the Options given to Open.
 func (s *Store) SyncWrites() bool { return s.db.Opts().SyncWrites }
 
-// Ready returns storage.ErrUnavailable once the store is closed (for /readyz).
+// Ready returns storage.ErrUnavailable once the store is closed, and a
+// *storage.LowSpaceError while the disk is too full to take events (for
+// /readyz).
 func (s *Store) Ready() error {
 	if s.db.IsClosed() {
 		return storage.ErrUnavailable
 	}
-	return nil
+	return s.space.err()
 }
 
 func (s *Store) gcLoop() {
@@ -180,7 +229,9 @@ func (s *Store) gcLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			for s.db.RunValueLogGC(0.5) == nil {
+			// GC rewrites live values before it frees a file: not when
+			// the disk is nearly full.
+			for s.space.err() == nil && s.db.RunValueLogGC(0.5) == nil {
 				select {
 				case <-s.stop:
 					return
@@ -190,6 +241,12 @@ func (s *Store) gcLoop() {
 		}
 	}
 }
+
+// valueLogFileSize is the size of one value-log file. Badger maps it (twice
+// over) sparsely and writes through the mapping, so it is kept small: the
+// space it may still claim is part of what storage.min_free_bytes covers,
+// and a small volume can hold a store at all.
+const valueLogFileSize = 64 << 20
 
 // Group-commit limits: one ingest transaction holds at most this many
 // events and bytes of bodies.
@@ -232,6 +289,18 @@ func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (stor
 	key := dedupe.Key(ev.Source, ev.DedupeKey)
 	if id, ok := s.dedupe.Cached(key, ev.ReceivedAt); ok {
 		return storage.Result{ID: id, Duplicate: true}, nil
+	}
+	if err := s.space.err(); err != nil {
+		// A provider's retry of a stored event needs no write: answer it.
+		var claim dedupe.Claim
+		_ = s.read(func(txn *badger.Txn) error {
+			claim, _ = s.dedupe.Claim(txn, key, "", ev.ReceivedAt)
+			return nil
+		})
+		if claim.Dup {
+			return storage.Result{ID: claim.ID, Duplicate: true}, nil
+		}
+		return storage.Result{}, err
 	}
 	// Id and JSON are made here, in the caller's goroutine, so that the
 	// single committer only touches Badger. An id of a duplicate is dropped.
@@ -309,6 +378,17 @@ func (s *Store) drainIngest() {
 // allows. Within a transaction a later request sees an earlier one's claim,
 // so identical deliveries in one batch are recognised as duplicates.
 func (s *Store) commitBatch(batch []*ingestReq) {
+	size := 0
+	for _, r := range batch {
+		size += len(r.raw) + len(r.meta)
+	}
+	s.space.wrote(size)
+	if err := s.space.err(); err != nil {
+		for _, r := range batch {
+			r.done <- ingestResp{err: err}
+		}
+		return
+	}
 	for len(batch) > 0 {
 		n, results, err := s.commitSome(batch)
 		for i := 0; i < n; i++ {

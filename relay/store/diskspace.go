@@ -1,0 +1,150 @@
+package store
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/storage"
+)
+
+// FreeSpaceFunc returns the bytes available to the process on the
+// filesystem holding path (statfs f_bavail * f_bsize on Unix).
+type FreeSpaceFunc func(path string) (uint64, error)
+
+// Space-watch pacing: the committer re-reads the free space before a
+// commit once this much was written or this much time passed since the
+// last reading; a ticker re-reads it every spaceTick regardless (that is
+// how the store notices space coming back while it refuses writes).
+const (
+	spaceEveryBytes = 1 << 20
+	spaceEveryTime  = 100 * time.Millisecond
+	spaceTick       = time.Second
+)
+
+// spaceWatch caches the free space of the store's filesystem. Below min
+// the store refuses new events; below min/2 (the hard floor, kept for
+// Badger's own writes: flushes, compactions) it refuses every write.
+// It recovers at min + min/16, so that a filesystem hovering at the
+// threshold does not flap.
+type spaceWatch struct {
+	path string
+	min  uint64
+	fn   FreeSpaceFunc // nil: unknown, never low
+	log  *slog.Logger
+
+	free  atomic.Uint64
+	known atomic.Bool
+	low   atomic.Bool
+
+	mu      sync.Mutex
+	at      time.Time // of the last reading
+	written int64     // bytes committed since then
+}
+
+func newSpaceWatch(path string, min uint64, fn FreeSpaceFunc, log *slog.Logger) *spaceWatch {
+	if min == 0 {
+		fn = nil
+	}
+	w := &spaceWatch{path: path, min: min, fn: fn, log: log}
+	w.refresh()
+	return w
+}
+
+// refresh reads the free space now and logs a change of state (once per
+// transition: at error level when it goes low, at warn when it recovers).
+func (w *spaceWatch) refresh() {
+	if w.fn == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.at, w.written = time.Now(), 0
+	free, err := w.fn(w.path)
+	if err != nil {
+		if w.known.Swap(false) {
+			w.log.Warn("cannot read free disk space; not watching it", "path", w.path, "err", err)
+		}
+		return
+	}
+	w.free.Store(free)
+	w.known.Store(true)
+	wasLow := w.low.Load()
+	switch {
+	case !wasLow && free < w.min:
+		w.low.Store(true)
+		w.log.Error("storage nearly full: refusing new events (503) until space is freed",
+			"path", w.path, "free_bytes", free, "min_free_bytes", w.min)
+	case wasLow && free >= w.min+w.min/16:
+		w.low.Store(false)
+		w.log.Warn("storage free space is back: taking events again",
+			"path", w.path, "free_bytes", free, "min_free_bytes", w.min)
+	}
+}
+
+// wrote records n bytes about to be committed and re-reads the free space
+// if enough was written or enough time passed since the last reading.
+func (w *spaceWatch) wrote(n int) {
+	if w.fn == nil {
+		return
+	}
+	w.mu.Lock()
+	w.written += int64(n)
+	due := w.written >= spaceEveryBytes || time.Since(w.at) >= spaceEveryTime
+	w.mu.Unlock()
+	if due {
+		w.refresh()
+	}
+}
+
+// err returns a *storage.LowSpaceError while the store takes no new events.
+func (w *spaceWatch) err() error {
+	if !w.low.Load() {
+		return nil
+	}
+	return &storage.LowSpaceError{Path: w.path, Free: w.free.Load(), Min: w.min}
+}
+
+// hardErr returns a *LowSpaceError below the hard floor (min/2), where no
+// write of any kind is made.
+func (w *spaceWatch) hardErr() error {
+	if !w.low.Load() || w.free.Load() >= w.min/2 {
+		return nil
+	}
+	return &storage.LowSpaceError{Path: w.path, Free: w.free.Load(), Min: w.min}
+}
+
+// checkFree returns a *LowSpaceError if fn says path has less than min
+// free; an unreadable figure is not an error (nothing to go by).
+func checkFree(path string, min uint64, fn FreeSpaceFunc) error {
+	if min == 0 || fn == nil {
+		return nil
+	}
+	free, err := fn(path)
+	if err != nil || free >= min {
+		return nil
+	}
+	return &storage.LowSpaceError{Path: path, Free: free, Min: min}
+}
+
+// Space reports the last reading of the free space on the store's
+// filesystem (known is false when it cannot be read or is not watched)
+// and whether the store refuses new events because of it.
+func (s *Store) Space() (free uint64, low, known bool) {
+	return s.space.free.Load(), s.space.low.Load(), s.space.known.Load()
+}
+
+func (s *Store) spaceLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.spaceTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.space.refresh()
+		}
+	}
+}

@@ -1,0 +1,15 @@
+//go:build linux || darwin || freebsd
+
+package store
+
+import "syscall"
+
+// StatFS is the FreeSpaceFunc of the platform: statfs(2) f_bavail times
+// f_bsize, the space unprivileged writers may still use.
+func StatFS(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
