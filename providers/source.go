@@ -2,6 +2,8 @@ package providers
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -51,7 +53,22 @@ func (s *Source) Accept(q url.Values, h http.Header, body []byte, now time.Time)
 	if ev.DedupeKey == "" {
 		ev.DedupeKey = BodyKey(body)
 	}
+	ev.DedupeKey = ShortKey(ev.DedupeKey)
 	return ev, nil
+}
+
+// MaxKeyLen is the longest dedupe key kept as it is; see ShortKey.
+const MaxKeyLen = 200
+
+// ShortKey returns key, or its hex SHA-256 when it is longer than
+// MaxKeyLen bytes: a key made of body fields (a 1 MB number, say) must not
+// bloat the stored metadata and every CloudEvent.
+func ShortKey(key string) string {
+	if len(key) <= MaxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }
 
 // DecodeObject decodes a JSON object body with numbers kept exact. Errors

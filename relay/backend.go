@@ -35,12 +35,15 @@ type backend struct {
 const quorumWait = 2 * time.Minute
 
 // openBackend opens cfg's store. mustExist is the CLI's: never create a
-// Badger store, never start an embedded NATS server.
-func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, mustExist bool) (*backend, error) {
+// Badger store, never start an embedded NATS server. readOnlyWhenLow is
+// the readers' (events list/show): a Badger store on a disk too full to
+// open it for writing (storage.min_free_bytes) is opened read-only.
+func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, mustExist, readOnlyWhenLow bool) (*backend, error) {
 	if cfg.Cluster == nil {
 		st, err := store.Open(ctx, store.Options{
 			Path: cfg.Storage.Path, Sync: cfg.Storage.Sync, Retention: cfg.Storage.Retention.D(),
 			DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: mustExist,
+			MinFreeBytes: uint64(cfg.Storage.MinFreeBytes), ReadOnlyWhenLow: readOnlyWhenLow,
 		})
 		if err != nil {
 			return nil, err

@@ -36,6 +36,17 @@ type Events struct {
 // not answer is an error wrapping storage.ErrLocked. It needs no source
 // secrets beyond what loading cfg needed.
 func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) (*Events, error) {
+	return openEvents(ctx, cfg, log, version, false)
+}
+
+// OpenEventsForReading is OpenEvents for commands that only read (`events
+// list`, `events show`): on a disk too full to open the store for writing
+// (storage.min_free_bytes), it opens it read-only instead of failing.
+func OpenEventsForReading(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) (*Events, error) {
+	return openEvents(ctx, cfg, log, version, true)
+}
+
+func openEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, version string, readOnlyWhenLow bool) (*Events, error) {
 	if cfg.Admin.Listen != "" {
 		cl := admin.NewClient(DialAddr(cfg.Admin.Listen), cfg.Admin.Token)
 		err := cl.Ping(ctx)
@@ -46,7 +57,7 @@ func OpenEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, versi
 			return nil, err
 		}
 	}
-	b, err := openBackend(ctx, cfg, log, true)
+	b, err := openBackend(ctx, cfg, log, true, readOnlyWhenLow)
 	switch {
 	case errors.Is(err, storage.ErrLocked):
 		return nil, fmt.Errorf("%w; its admin API (admin.listen %q) did not answer, so the events cannot be read now", err, cfg.Admin.Listen)

@@ -105,7 +105,7 @@ func (s *Server) current() *runtime { return s.rt.Load() }
 // Start opens the store and binds every listener. It returns once the
 // server accepts requests; errors from listeners later arrive on Run.
 func (s *Server) Start(ctx context.Context) error {
-	b, err := openBackend(ctx, s.cfg, s.log, false)
+	b, err := openBackend(ctx, s.cfg, s.log, false, false)
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,9 @@ func (s *Server) Start(ctx context.Context) error {
 	st := b.store
 	s.metrics = metrics.New(s.queueDepths)
 	s.metrics.ConfigLoaded(time.Now())
+	if sp, ok := st.(interface{ Space() (uint64, bool, bool) }); ok {
+		s.metrics.WatchStorage(sp.Space) // Badger's free-space watch
+	}
 	eopts := deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version}
 	if s.cfg.Cluster != nil {
 		// Other nodes' deliveries (of a node that died) are found by scans.
@@ -124,7 +127,9 @@ func (s *Server) Start(ctx context.Context) error {
 		Routing: func() *ingest.Routing { return s.current().ingest },
 		Store:   st, MaxBody: s.cfg.Server.MaxBodyBytes,
 		Log: s.log, Enqueue: s.engine.Enqueue, Metrics: s.metrics,
-		InFlight: ingest.NewInFlight(s.cfg.Server.MaxInFlight),
+		InFlight:    ingest.NewInFlight(s.cfg.Server.MaxInFlight),
+		ReadTimeout: s.cfg.Server.ReadTimeout.D(), MinBodyRate: s.cfg.Server.MinBodyRate, BodyGrace: s.cfg.Server.BodyGrace.D(),
+		Budget: ingest.NewBudget(s.cfg.Server.MaxBufferedBytes),
 	}
 	if s.cfg.Admin.Listen != "" {
 		svc := &admin.Service{Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload}

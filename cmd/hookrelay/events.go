@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,6 +111,12 @@ func openEvents(c *cli.Context, cfg *config.Config, log *slog.Logger) (*relay.Ev
 	return relay.OpenEvents(c.Context, cfg, log, versionString())
 }
 
+// openReader is openEvents for commands that only read: on a disk too
+// full to open the store for writing, the store is opened read-only.
+func openReader(c *cli.Context, cfg *config.Config, log *slog.Logger) (*relay.Events, error) {
+	return relay.OpenEventsForReading(c.Context, cfg, log, versionString())
+}
+
 // cliLogger logs warnings and errors of the store to stderr.
 func cliLogger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -126,34 +134,25 @@ func eventsList(c *cli.Context) error {
 	if c.Int("limit") < 1 {
 		return errors.New("--limit must be at least 1")
 	}
-	b, err := openEvents(c, cfg, cliLogger(c))
+	b, err := openReader(c, cfg, cliLogger(c))
 	if err != nil {
 		return err
 	}
 	defer b.Close(context.WithoutCancel(c.Context))
-	var events []storage.EventView
-	cursor, left := c.String("cursor"), c.Int("limit")
-	for left > 0 {
-		page, err := b.List(c.Context, f, cursor, min(left, 1000))
-		if err != nil {
-			return err
-		}
-		events = append(events, page.Events...)
-		left -= len(page.Events)
-		cursor = page.NextCursor
-		if cursor == "" {
-			break
-		}
-	}
 	out := c.App.Writer
 	if c.Bool("json") {
+		// One line per event as soon as its page arrives.
 		enc := json.NewEncoder(out)
-		for _, ev := range events {
-			if err := enc.Encode(ev); err != nil {
-				return err
-			}
-		}
+		_, _, err := streamEvents(c.Context, b, f, c.String("cursor"), c.Int("limit"), func(ev *storage.EventView) error { return enc.Encode(ev) })
+		return err
+	}
+	var events []storage.EventView
+	cursor, _, err := streamEvents(c.Context, b, f, c.String("cursor"), c.Int("limit"), func(ev *storage.EventView) error {
+		events = append(events, *ev)
 		return nil
+	})
+	if err != nil {
+		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "ID\tRECEIVED\tSOURCE\tTYPE\tSUBJECT\tSTATUS\tDELIVERIES\n")
@@ -194,7 +193,7 @@ func eventsShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := openEvents(c, cfg, cliLogger(c))
+	b, err := openReader(c, cfg, cliLogger(c))
 	if err != nil {
 		return err
 	}
@@ -260,7 +259,11 @@ func printDetail(out io.Writer, d *admin.EventDetail) {
 	}
 	fmt.Fprintf(out, "\npayload:\n")
 	var pretty any
-	if json.Unmarshal(d.Payload, &pretty) == nil {
+	if d.Payload == nil && d.PayloadBase64 != nil {
+		// Not valid UTF-8 JSON: escaped for the terminal, exact in base64.
+		fmt.Fprintf(out, "  (not valid UTF-8; escaped)\n  %s\n  (exact bytes, base64)\n  %s\n",
+			strconv.QuoteToASCII(string(d.PayloadBase64)), base64.StdEncoding.EncodeToString(d.PayloadBase64))
+	} else if json.Unmarshal(d.Payload, &pretty) == nil {
 		b, _ := json.MarshalIndent(pretty, "  ", "  ")
 		fmt.Fprintf(out, "  %s\n", b)
 	} else {

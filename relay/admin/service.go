@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
@@ -104,8 +105,11 @@ type Page struct {
 // EventDetail is one event with everything known about it.
 type EventDetail struct {
 	storage.EventView
-	// Payload is the raw body as received (JSON).
-	Payload json.RawMessage `json:"payload"`
+	// Payload is the raw body as received, when it is valid UTF-8 JSON.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// PayloadBase64 holds the exact bytes of any other body (not valid
+	// UTF-8, or not JSON), so the answer is always valid JSON.
+	PayloadBase64 []byte `json:"payload_base64,omitempty"`
 	// CloudEvent is what targets receive.
 	CloudEvent json.RawMessage `json:"cloudevent"`
 }
@@ -175,10 +179,10 @@ func (s *Service) Get(ctx context.Context, id string) (*EventDetail, error) {
 		return nil, err
 	}
 	d := &EventDetail{EventView: *v, CloudEvent: deliver.CloudEvent(&v.Event, raw, false)}
-	if json.Valid(raw) {
+	if json.Valid(raw) && utf8.Valid(raw) {
 		d.Payload = raw
 	} else {
-		d.Payload, _ = json.Marshal(string(raw))
+		d.PayloadBase64 = raw
 	}
 	return d, nil
 }

@@ -5,13 +5,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // CloudEvent renders the CloudEvents 1.0 structured-mode JSON of a stored
-// event: the provider payload goes into data unchanged. A replayed
-// delivery carries the extension attribute "replay": true.
+// event: the provider payload goes into data unchanged. A payload that is
+// not valid UTF-8 (so not JSON a consumer can read, though a provider may
+// sign any bytes) goes into data_base64 with its exact bytes, so the
+// CloudEvent is always valid JSON. A replayed delivery carries the
+// extension attribute "replay": true.
 func CloudEvent(ev *storage.Event, raw []byte, replay bool) []byte {
 	var b bytes.Buffer
 	b.Grow(len(raw) + 512)
@@ -38,12 +42,17 @@ func CloudEvent(ev *storage.Event, raw []byte, replay bool) []byte {
 	if replay {
 		b.WriteString(`,"replay":true`)
 	}
-	if json.Valid(raw) {
-		b.WriteString(`,"datacontenttype":"application/json","data":`)
-		b.Write(bytes.TrimSpace(raw))
-	} else {
+	switch {
+	case !json.Valid(raw):
 		b.WriteString(`,"datacontenttype":"application/octet-stream","data_base64":`)
 		writeString(&b, base64.StdEncoding.EncodeToString(raw))
+	case !utf8.Valid(raw):
+		// json.Valid does not check UTF-8 inside strings.
+		b.WriteString(`,"datacontenttype":"application/json","data_base64":`)
+		writeString(&b, base64.StdEncoding.EncodeToString(raw))
+	default:
+		b.WriteString(`,"datacontenttype":"application/json","data":`)
+		b.Write(bytes.TrimSpace(raw))
 	}
 	b.WriteByte('}')
 	return b.Bytes()

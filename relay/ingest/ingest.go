@@ -5,12 +5,12 @@ package ingest
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +48,11 @@ const (
 	OutcomeTooLarge    = "rejected_too_large"
 	OutcomeUnavailable = "rejected_unavailable"
 	OutcomeBusy        = "rejected_busy"
+	OutcomeTimeout     = "rejected_timeout"     // 408: body too slow or late
+	OutcomeLowSpace    = "rejected_disk_full"   // 503: storage nearly full
+	OutcomeNoMemory    = "rejected_body_budget" // 503: server.max_buffered_bytes in use
+	outcomeNoSource    = "rejected_unknown_source"
+	outcomeMethod      = "rejected_method"
 )
 
 // Routing is the part of the handler's configuration that a reload
@@ -73,8 +78,19 @@ type Handler struct {
 	Now     func() time.Time // optional, for tests
 	// InFlight, when non-nil, bounds the webhooks being handled at once
 	// (its capacity); past it requests get 503 with Retry-After, so a flood
-	// of slow requests cannot exhaust memory. See NewInFlight.
+	// of requests cannot exhaust the store. A request counts against it
+	// only once its body is in. See NewInFlight.
 	InFlight chan struct{}
+	// ReadTimeout (server.read_timeout), MinBodyRate and BodyGrace
+	// (server.min_body_rate, server.body_grace) and Budget
+	// (server.max_buffered_bytes) govern reading bodies: see BodyLimits.
+	ReadTimeout time.Duration
+	MinBodyRate int64
+	BodyGrace   time.Duration
+	Budget      *Budget
+
+	rejectsOnce sync.Once
+	rejects     *rejectLog
 }
 
 // NewInFlight returns a limit of n concurrent webhooks for Handler.InFlight.
@@ -96,13 +112,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case p == "/readyz":
 		if err := h.ready(); err != nil {
-			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, readyBody(err))
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	default:
 		httpx.WriteError(w, http.StatusNotFound, "not found")
 	}
+}
+
+// rejected logs a rejection, rate-limited per source and outcome.
+func (h *Handler) rejected(source, outcome string, known bool, attrs ...any) {
+	h.rejectsOnce.Do(func() {
+		if h.rejects == nil {
+			h.rejects = newRejectLog(h.Log, rejectBurst, rejectPeriod, time.Now)
+		}
+	})
+	h.rejects.reject(source, outcome, known, attrs...)
+}
+
+// readyBody is the answer of /readyz when not ready.
+func readyBody(err error) map[string]any {
+	out := map[string]any{"status": "not ready", "reason": err.Error()}
+	var lse *storage.LowSpaceError
+	if errors.As(err, &lse) {
+		out["free_bytes"], out["min_free_bytes"] = lse.Free, lse.Min
+	}
+	return out
 }
 
 // ready reports whether the store is open (if it can tell, see
@@ -124,12 +160,13 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	if !ok {
 		// The most common provider-side mistake: log the name asked for
 		// (cut short, it is the sender's text), never the configured ones.
-		h.Log.Info("webhook rejected", "source", clip(name, 128), "status", http.StatusNotFound,
+		h.rejected(name, outcomeNoSource, false, "status", http.StatusNotFound, "name", clip(name, 128),
 			"reason", "unknown source", "remote", r.RemoteAddr)
 		httpx.WriteError(w, http.StatusNotFound, "unknown source")
 		return
 	}
 	if r.Method != http.MethodPost {
+		h.rejected(name, outcomeMethod, true, "status", http.StatusMethodNotAllowed, "method", clip(r.Method, 32), "remote", r.RemoteAddr)
 		w.Header().Set("Allow", http.MethodPost)
 		httpx.WriteError(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
@@ -139,41 +176,53 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 			h.Metrics.Received(name, outcome, h.now().Sub(start))
 		}
 	}
+	reject := func(status int, outcome, msg string) {
+		observe(outcome)
+		h.rejected(name, outcome, true, "status", status, "reason", msg, "remote", r.RemoteAddr)
+		httpx.WriteError(w, status, msg)
+	}
+	tooLarge := "body larger than " + strconv.FormatInt(h.MaxBody, 10) + " bytes"
+	if r.ContentLength > h.MaxBody {
+		reject(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+		return
+	}
+	bd, err := readBody(w, r, BodyLimits{MaxBytes: h.MaxBody, Timeout: h.ReadTimeout, MinRate: h.MinBodyRate, Grace: h.BodyGrace, Budget: h.Budget}, h.now)
+	if err != nil {
+		// The body is not all read: the connection closes after the
+		// answer, which may come late enough to need more write time.
+		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Second))
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			reject(http.StatusRequestEntityTooLarge, OutcomeTooLarge, tooLarge)
+		case errors.Is(err, errBodyTimeout), errors.Is(err, errBodySlow):
+			reject(http.StatusRequestTimeout, OutcomeTimeout, err.Error())
+		case errors.Is(err, errBudget):
+			w.Header().Set("Retry-After", "1")
+			reject(http.StatusServiceUnavailable, OutcomeNoMemory, err.Error())
+		default:
+			reject(http.StatusBadRequest, OutcomeBadRequest, "could not read body")
+		}
+		return
+	}
+	defer bd.release()
+	body := bd.data
 	if h.InFlight != nil {
 		select {
 		case h.InFlight <- struct{}{}:
 			defer func() { <-h.InFlight }()
 		default:
-			observe(OutcomeBusy)
 			w.Header().Set("Retry-After", "1")
-			httpx.WriteError(w, http.StatusServiceUnavailable, "too many webhooks in flight, retry later")
+			reject(http.StatusServiceUnavailable, OutcomeBusy, "too many webhooks in flight, retry later")
 			return
 		}
-	}
-	if r.ContentLength > h.MaxBody {
-		observe(OutcomeTooLarge)
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
-		return
-	}
-	body, err := readBody(w, r, h.MaxBody)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			observe(OutcomeTooLarge)
-			httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body larger than "+strconv.FormatInt(h.MaxBody, 10)+" bytes")
-			return
-		}
-		observe(OutcomeBadRequest)
-		httpx.WriteError(w, http.StatusBadRequest, "could not read body")
-		return
 	}
 	received := h.now()
 	pev, err := src.Accept(r.URL.Query(), r.Header, body, received)
 	if err != nil {
 		status, outcome := classify(err)
-		observe(outcome)
-		h.Log.Info("webhook rejected", "source", name, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
-		httpx.WriteError(w, status, err.Error())
+		reject(status, outcome, err.Error())
 		return
 	}
 	ev := &storage.Event{
@@ -186,6 +235,11 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	ev.Targets = rt.Router.Targets(name, src.Provider, pev.Type)
 	res, err := h.Store.Ingest(r.Context(), ev, body)
+	if errors.Is(err, storage.ErrLowSpace) {
+		w.Header().Set("Retry-After", "30")
+		reject(http.StatusServiceUnavailable, OutcomeLowSpace, "disk nearly full, retry later")
+		return
+	}
 	if err != nil {
 		observe(OutcomeUnavailable)
 		h.Log.Error("store event", "source", name, "err", err)
@@ -218,31 +272,6 @@ func classify(err error) (int, string) {
 		return http.StatusUnauthorized, OutcomeTimestamp
 	default:
 		return http.StatusUnauthorized, OutcomeBadSig
-	}
-}
-
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, max)
-	// Size the buffer from Content-Length, but never trust it for more than
-	// 64 KiB up front: the body must arrive before memory is committed.
-	n := r.ContentLength
-	if n < 0 || n > max {
-		n = 4096
-	}
-	n = min(n, 64<<10)
-	buf := make([]byte, 0, n+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return buf, nil
-			}
-			return nil, err
-		}
 	}
 }
 
