@@ -68,3 +68,14 @@ func TestGenericHMACSignWith(t *testing.T) {
 		t.Errorf("Verify with another X-Request-Id = %v, want ErrNoValidSignature", err)
 	}
 }
+
+// TestRepeatedSignatureHeader: every value of a repeated signature header
+// is checked; any valid one verifies, in any position.
+func TestRepeatedSignatureHeader(t *testing.T) {
+	providertest.RepeatedSignatureHeader(t, generichmac.Name)
+}
+
+// TestRepeatedTimestampHeader: disagreeing copies of a timestamp are 400.
+func TestRepeatedTimestampHeader(t *testing.T) {
+	providertest.RepeatedTimestampHeader(t, generichmac.Name)
+}

@@ -227,14 +227,20 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 }
 
 func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
-	sig, err := a.parseSignature(h.Get(a.sigHeader))
+	values := h.Values(a.sigHeader)
+	if !strings.Contains(a.prefix, ",") {
+		values = verify.SplitList(values)
+	}
+	sigs, err := verify.ParseAll(a.sigHeader, values, a.parseSignature)
 	if err != nil {
 		return err
 	}
 	var ts time.Time
 	tsRaw := ""
 	if a.timestampHeader != "" {
-		tsRaw = h.Get(a.timestampHeader)
+		if tsRaw, err = verify.OneValue(a.timestampHeader, h.Values(a.timestampHeader)); err != nil {
+			return err
+		}
 		if ts, err = verify.ParseTimestamp(a.timestampHeader, tsRaw, true); err != nil {
 			return err
 		}
@@ -243,7 +249,7 @@ func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, parts...); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, parts...); err != nil {
 		return err
 	}
 	if a.timestampHeader != "" {
@@ -276,7 +282,10 @@ func (a *Adapter) content(h http.Header, tsRaw string, body []byte) ([][]byte, e
 		case segTimestamp:
 			parts[i] = []byte(tsRaw)
 		case segHeader:
-			v := h.Get(s.header)
+			v, err := verify.OneValue(s.header, h.Values(s.header))
+			if err != nil {
+				return nil, err
+			}
 			if v == "" {
 				return nil, verify.Missing(s.header)
 			}

@@ -214,38 +214,47 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 }
 
 func (a *Adapter) verifyTimestamp(h http.Header, body []byte, now time.Time) error {
-	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	sigs, err := verify.ParseAll(SignatureHeader, verify.SplitList(h.Values(SignatureHeader)), func(v string) ([]byte, error) {
+		return verify.ParsePrefixedHex(SignatureHeader, v, SignaturePrefix)
+	})
 	if err != nil {
 		return err
 	}
-	tsRaw := h.Get(TimestampHeader)
+	tsRaw, err := verify.OneValue(TimestampHeader, h.Values(TimestampHeader))
+	if err != nil {
+		return err
+	}
 	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, false)
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, []byte(tsRaw), []byte("."), body); err != nil {
 		return err
 	}
 	return verify.CheckWindow(ts, now, a.tolerance)
 }
 
 func (a *Adapter) verifyBodyOnly(h http.Header, body []byte, now time.Time) error {
-	v := strings.TrimSpace(h.Get(SignatureHeader))
-	if len(v) > len(SignaturePrefix) && strings.EqualFold(v[:len(SignaturePrefix)], SignaturePrefix) {
-		v = v[len(SignaturePrefix):]
-	}
-	sig, err := verify.ParsePrefixedHex(SignatureHeader, v, "")
+	sigs, err := verify.ParseAll(SignatureHeader, verify.SplitList(h.Values(SignatureHeader)), func(v string) ([]byte, error) {
+		if len(v) > len(SignaturePrefix) && strings.EqualFold(v[:len(SignaturePrefix)], SignaturePrefix) {
+			v = v[len(SignaturePrefix):]
+		}
+		return verify.ParsePrefixedHex(SignatureHeader, v, "")
+	})
 	if err != nil {
 		return err
 	}
 	var ts time.Time
-	tsRaw := h.Get(TimestampHeader)
+	tsRaw, err := verify.OneValue(TimestampHeader, h.Values(TimestampHeader))
+	if err != nil {
+		return err
+	}
 	if tsRaw != "" {
 		if ts, err = verify.ParseTimestamp(TimestampHeader, tsRaw, true); err != nil {
 			return err
 		}
 	}
-	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, body); err != nil {
 		return err
 	}
 	if tsRaw != "" {
@@ -255,11 +264,19 @@ func (a *Adapter) verifyBodyOnly(h http.Header, body []byte, now time.Time) erro
 }
 
 func (a *Adapter) verifyCallback(h http.Header) error {
-	got := h.Get(a.header)
-	if got == "" {
-		return verify.Missing(a.header)
+	// Every value of a repeated header is compared (each in constant
+	// time): any match verifies, whatever the order.
+	ok, present := false, false
+	for _, got := range h.Values(a.header) {
+		if got = strings.TrimSpace(got); got != "" {
+			present = true
+			ok = verify.EqualString(got, a.value) || ok
+		}
 	}
-	if !verify.EqualString(got, a.value) {
+	switch {
+	case !present:
+		return verify.Missing(a.header)
+	case !ok:
 		return fmt.Errorf("%w: %s does not carry the configured value", verify.ErrNoValidSignature, a.header)
 	}
 	return nil

@@ -58,3 +58,14 @@ func TestSignUsesFirstSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedSignatureHeader: every value of a repeated signature header
+// is checked; any valid one verifies, in any position.
+func TestRepeatedSignatureHeader(t *testing.T) {
+	providertest.RepeatedSignatureHeader(t, sketchpen.Name)
+}
+
+// TestRepeatedTimestampHeader: disagreeing copies of a timestamp are 400.
+func TestRepeatedTimestampHeader(t *testing.T) {
+	providertest.RepeatedTimestampHeader(t, sketchpen.Name)
+}

@@ -67,19 +67,26 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 }
 
 func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
-	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	sigs, err := verify.ParseAll(SignatureHeader, verify.SplitList(h.Values(SignatureHeader)), parseSignature)
 	if err != nil {
 		return err
 	}
-	tsRaw := h.Get(TimestampHeader)
+	tsRaw, err := verify.OneValue(TimestampHeader, h.Values(TimestampHeader))
+	if err != nil {
+		return err
+	}
 	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, true)
 	if err != nil {
 		return err
 	}
-	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, []byte(tsRaw), []byte("."), body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, []byte(tsRaw), []byte("."), body); err != nil {
 		return err
 	}
 	return verify.CheckWindow(ts, now, a.tolerance)
+}
+
+func parseSignature(v string) ([]byte, error) {
+	return verify.ParsePrefixedHex(SignatureHeader, v, SignaturePrefix)
 }
 
 // Parse extracts the event: type from body "event", subject from

@@ -71,3 +71,14 @@ func TestStandardWebhooksSignWithID(t *testing.T) {
 		t.Error("SignWithID with an empty id: want an error")
 	}
 }
+
+// TestRepeatedSignatureHeader: every value of a repeated signature header
+// is checked; any valid one verifies, in any position.
+func TestRepeatedSignatureHeader(t *testing.T) {
+	providertest.RepeatedSignatureHeader(t, standardwebhooks.Name)
+}
+
+// TestRepeatedTimestampHeader: disagreeing copies of a timestamp are 400.
+func TestRepeatedTimestampHeader(t *testing.T) {
+	providertest.RepeatedTimestampHeader(t, standardwebhooks.Name)
+}

@@ -75,6 +75,8 @@ func ParseSignatures(value string) ([][]byte, error) {
 	}
 	var sigs [][]byte
 	for _, e := range entries {
+		// A proxy that joins repeated headers leaves "v1,<sig>," behind.
+		e = strings.TrimSuffix(e, ",")
 		version, b64, ok := strings.Cut(e, ",")
 		if !ok || version != "v1" {
 			continue
@@ -101,16 +103,23 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 }
 
 func (a *Adapter) verify(h http.Header, body []byte, now time.Time) error {
-	id := h.Get(IDHeader)
+	id, err := verify.OneValue(IDHeader, h.Values(IDHeader))
+	if err != nil {
+		return err
+	}
 	if id == "" {
 		return verify.Missing(IDHeader)
 	}
-	tsRaw := h.Get(TimestampHeader)
+	tsRaw, err := verify.OneValue(TimestampHeader, h.Values(TimestampHeader))
+	if err != nil {
+		return err
+	}
 	ts, err := verify.ParseTimestamp(TimestampHeader, tsRaw, false)
 	if err != nil {
 		return err
 	}
-	sigs, err := ParseSignatures(h.Get(SignatureHeader))
+	// A repeated header's values are one list, as if sent space-separated.
+	sigs, err := ParseSignatures(strings.Join(h.Values(SignatureHeader), " "))
 	if err != nil {
 		return err
 	}

@@ -34,3 +34,14 @@ func TestSpecs(t *testing.T) { providertest.Specs(t, videopilot.Name) }
 
 // BenchmarkVerify measures Verify of a correctly signed request by body size.
 func BenchmarkVerify(b *testing.B) { providertest.BenchmarkVerify(b, videopilot.Name) }
+
+// TestRepeatedSignatureHeader: every value of a repeated signature header
+// is checked; any valid one verifies, in any position.
+func TestRepeatedSignatureHeader(t *testing.T) {
+	providertest.RepeatedSignatureHeader(t, videopilot.Name)
+}
+
+// TestRepeatedTimestampHeader: disagreeing copies of a timestamp are 400.
+func TestRepeatedTimestampHeader(t *testing.T) {
+	providertest.RepeatedTimestampHeader(t, videopilot.Name)
+}

@@ -53,11 +53,13 @@ func (a *Adapter) SensitiveHeaders() []string {
 
 // Verify checks the signature of the raw body against every secret.
 func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
-	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	sigs, err := verify.ParseAll(SignatureHeader, verify.SplitList(h.Values(SignatureHeader)), func(v string) ([]byte, error) {
+		return verify.ParsePrefixedHex(SignatureHeader, v, SignaturePrefix)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if err := verify.MatchAny(a.secrets, now, [][]byte{sig}, body); err != nil {
+	if err := verify.MatchAny(a.secrets, now, sigs, body); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	return nil

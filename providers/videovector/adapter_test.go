@@ -104,3 +104,14 @@ func TestVideoVectorSignDelivery(t *testing.T) {
 		t.Error("Sign(not json): want an error")
 	}
 }
+
+// TestRepeatedSignatureHeader: every value of a repeated signature header
+// is checked; any valid one verifies, in any position.
+func TestRepeatedSignatureHeader(t *testing.T) {
+	providertest.RepeatedSignatureHeader(t, videovector.Name)
+}
+
+// TestRepeatedTimestampHeader: disagreeing copies of a timestamp are 400.
+func TestRepeatedTimestampHeader(t *testing.T) {
+	providertest.RepeatedTimestampHeader(t, videovector.Name)
+}

@@ -73,12 +73,17 @@ func (a *Adapter) SensitiveHeaders() []string { return []string{SignatureHeader}
 // id wraps verify.ErrWebhookIDMismatch), then the signature over the raw
 // body and, only if that fails, over the body's canonical JSON.
 func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
-	sig, err := verify.ParsePrefixedHex(SignatureHeader, h.Get(SignatureHeader), SignaturePrefix)
+	sigs, err := verify.ParseAll(SignatureHeader, verify.SplitList(h.Values(SignatureHeader)), func(v string) ([]byte, error) {
+		return verify.ParsePrefixedHex(SignatureHeader, v, SignaturePrefix)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	if a.webhookID != "" {
-		got := h.Get(WebhookIDHeader)
+		got, err := verify.OneValue(WebhookIDHeader, h.Values(WebhookIDHeader))
+		if err != nil {
+			return fmt.Errorf("%s: %w", Name, err)
+		}
 		if got == "" {
 			return fmt.Errorf("%s: %w: %s header missing", Name, verify.ErrWebhookIDMismatch, WebhookIDHeader)
 		}
@@ -86,7 +91,6 @@ func (a *Adapter) Verify(h http.Header, body []byte, now time.Time) error {
 			return fmt.Errorf("%s: %w: %s is not the configured webhook_id", Name, verify.ErrWebhookIDMismatch, WebhookIDHeader)
 		}
 	}
-	sigs := [][]byte{sig}
 	if verify.MatchAny(a.secrets, now, sigs, body) == nil {
 		return nil
 	}

@@ -178,13 +178,13 @@ func TestServiceReplay(t *testing.T) {
 		if err := json.Unmarshal(d.CloudEvent, &ce); err != nil || ce["id"] != dead || ce["replay"] != nil {
 			t.Errorf("cloudevent = %s (%v), want id %s and no replay mark", d.CloudEvent, err, dead)
 		}
-		// A body that is not JSON is shown as a JSON string.
+		// A body that is not JSON is given as its exact bytes in base64.
 		d, err = env.svc.Get(ctx, done)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := string(d.Payload), `"not json"`; got != want {
-			t.Errorf("payload = %s, want %s", got, want)
+		if got, want := string(d.PayloadBase64), "not json"; got != want || d.Payload != nil {
+			t.Errorf("payload = %s, payload_base64 = %q, want none and %q", d.Payload, got, want)
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -160,4 +161,29 @@ func extString(t *testing.T, ev *cloudevents.Event, name string) string {
 		t.Errorf("extension %s: %v", name, err)
 	}
 	return s
+}
+
+// TestCloudEventInvalidUTF8: a signed JSON body with bytes that are not
+// UTF-8 inside a string is relayed as data_base64 with its exact bytes, so
+// the CloudEvent is valid JSON (and UTF-8) and the SDK reads the payload.
+func TestCloudEventInvalidUTF8(t *testing.T) {
+	raw := []byte("{\"event\":\"video.completed\",\"title\":\"caf\xe9 \xff\xfe\"}")
+	ce := deliver.CloudEvent(testEvent(), raw, false)
+	if !json.Valid(ce) || !utf8.Valid(ce) {
+		t.Fatalf("CloudEvent is not valid UTF-8 JSON: %q", ce)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(ce, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["data"]; ok {
+		t.Errorf("CloudEvent has data beside data_base64: %s", ce)
+	}
+	got, err := base64.StdEncoding.DecodeString(m["data_base64"].(string))
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Errorf("data_base64 = %q (%v), want the exact bytes %q", got, err, raw)
+	}
+	if ev := parseCE(t, ce); !bytes.Equal(ev.Data(), raw) {
+		t.Errorf("SDK data = %q, want %q", ev.Data(), raw)
+	}
 }
