@@ -142,7 +142,7 @@ func (b *body) fill(rd io.Reader, length, max int64) error {
 		if b.buf == nil || n == cap(*b.buf) {
 			size := bufClasses[0]
 			if b.buf != nil {
-				size = 4 * cap(*b.buf)
+				size = 2 * cap(*b.buf)
 			}
 			size = bufSize(int(min(int64(size), max+1)))
 			if !b.reserve(int64(size)-b.reserved, int64(size)) {
@@ -281,7 +281,9 @@ func (rr *rateReader) schedule() {
 
 // Buffer classes for bodies: a body is read into the smallest class that
 // holds it; larger bodies get a buffer of their own.
-var bufClasses = [...]int{4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}
+// Powers of two: a buffer is at most twice its body.
+var bufClasses = [...]int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10,
+	512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20}
 
 func classOf(n int) int {
 	for i, c := range bufClasses {
