@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +19,15 @@ import (
 // smallBody may use only three quarters of it, so a crowd of large
 // uploads never leaves ordinary webhooks (a few KiB) without room.
 // The budget also keeps the buffers for reuse.
+//
+// After a burst (more than half the budget in use) has drained, the
+// memory it took is handed back to the operating system once, so that
+// the server's RSS follows the load back down instead of staying at its
+// peak (the Go runtime alone returns it only slowly).
 type Budget struct {
 	max   int64
 	used  atomic.Int64
+	high  atomic.Bool // a burst is draining
 	pools [len(bufClasses)]sync.Pool
 }
 
@@ -45,12 +53,29 @@ func (b *Budget) reserve(n, total int64) bool {
 			return false
 		}
 		if b.used.CompareAndSwap(cur, cur+n) {
+			if cur+n > b.max/2 {
+				b.high.Store(true)
+			}
 			return true
 		}
 	}
 }
 
-func (b *Budget) release(n int64) { b.used.Add(-n) }
+func (b *Budget) release(n int64) {
+	if b.used.Add(-n) <= b.max/8 && b.high.CompareAndSwap(true, false) {
+		time.AfterFunc(reclaimDelay, reclaim)
+	}
+}
+
+// reclaimDelay lets a drained burst settle before reclaim runs.
+const reclaimDelay = time.Second
+
+// reclaim frees what the pools hold (they survive one collection) and
+// returns the free memory to the operating system.
+func reclaim() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
 
 // Body read errors, mapped to status codes by the handler.
 var (
