@@ -184,7 +184,10 @@ func TestStalledUploadersDoNotStarve(t *testing.T) {
 	wg.Wait()
 	<-sampled
 	var detail []string
-	codes.Range(func(k, v any) bool { detail = append(detail, fmt.Sprintf("%v:%d", k, v.(*atomic.Int64).Load())); return true })
+	codes.Range(func(k, v any) bool {
+		detail = append(detail, fmt.Sprintf("%v:%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
 	t.Logf("healthy webhooks: %d of %d got 200 (others %v); uploads made: %d; RSS idle %d MB, peak %d MB, at the end of the attack %d MB",
 		ok.Load(), webhooks, detail, cycles.Load(), idle>>20, peak.Load()>>20, attack>>20)
 	if ok.Load() < 95 {
