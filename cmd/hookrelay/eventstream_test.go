@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/relay/admin"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 // pagedAPI serves n events in pages and records how many had been
@@ -19,7 +19,7 @@ type pagedAPI struct {
 	sizes     []int
 }
 
-func (p *pagedAPI) List(ctx context.Context, f store.Filter, cursor string, limit int) (*admin.Page, error) {
+func (p *pagedAPI) List(ctx context.Context, f storage.Filter, cursor string, limit int) (*admin.Page, error) {
 	p.atRequest = append(p.atRequest, *p.emitted)
 	p.sizes = append(p.sizes, limit)
 	start := 0
@@ -29,7 +29,7 @@ func (p *pagedAPI) List(ctx context.Context, f store.Filter, cursor string, limi
 	}
 	page := &admin.Page{}
 	for i := start; i < p.n && len(page.Events) < limit; i++ {
-		page.Events = append(page.Events, store.EventView{Event: store.Event{ID: fmt.Sprintf("ev-%d", i)}})
+		page.Events = append(page.Events, storage.EventView{Event: storage.Event{ID: fmt.Sprintf("ev-%d", i)}})
 	}
 	if last := start + len(page.Events); last < p.n && len(page.Events) > 0 {
 		page.NextCursor = page.Events[len(page.Events)-1].ID
@@ -44,7 +44,7 @@ func TestStreamEvents(t *testing.T) {
 	emitted := 0
 	api := &pagedAPI{n: 500, emitted: &emitted}
 	var ids []string
-	next, n, err := streamEvents(context.Background(), api, store.Filter{}, "", 300, func(ev *store.EventView) error {
+	next, n, err := streamEvents(context.Background(), api, storage.Filter{}, "", 300, func(ev *storage.EventView) error {
 		emitted++
 		ids = append(ids, ev.ID)
 		return nil
@@ -60,7 +60,7 @@ func TestStreamEvents(t *testing.T) {
 	}
 	emitted = 0
 	api = &pagedAPI{n: 5, emitted: &emitted}
-	if next, n, err := streamEvents(context.Background(), api, store.Filter{}, "", 50, func(*store.EventView) error { emitted++; return nil }); err != nil || n != 5 || next != "" {
+	if next, n, err := streamEvents(context.Background(), api, storage.Filter{}, "", 50, func(*storage.EventView) error { emitted++; return nil }); err != nil || n != 5 || next != "" {
 		t.Errorf("short list: %q, %d, %v", next, n, err)
 	}
 }

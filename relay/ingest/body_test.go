@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
-	"github.com/hookrelay/hookrelay/providers/registry"
+	"github.com/hookrelay/hookrelay/providers/providertest"
 	"github.com/hookrelay/hookrelay/relay/ingest"
-	"github.com/hookrelay/hookrelay/relay/store"
+	"github.com/hookrelay/hookrelay/relay/storage"
 )
 
 const testSecret = "whsec_body_test"
@@ -49,7 +49,7 @@ func (f *fakeStore) hold() (entered <-chan struct{}, release func()) {
 	}
 }
 
-func (f *fakeStore) Ingest(ctx context.Context, ev *store.Event, raw []byte) (store.Result, error) {
+func (f *fakeStore) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error) {
 	f.mu.Lock()
 	block, entered := f.block, f.entered
 	f.mu.Unlock()
@@ -58,7 +58,7 @@ func (f *fakeStore) Ingest(ctx context.Context, ev *store.Event, raw []byte) (st
 		<-block
 	}
 	if f.err != nil {
-		return store.Result{}, f.err
+		return storage.Result{}, f.err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -68,7 +68,7 @@ func (f *fakeStore) Ingest(ctx context.Context, ev *store.Event, raw []byte) (st
 		f.bodies = map[string][]byte{}
 	}
 	f.bodies[id] = bytes.Clone(raw)
-	return store.Result{ID: id}, nil
+	return storage.Result{ID: id}, nil
 }
 
 func (f *fakeStore) Ready() error { return f.ready }
@@ -118,15 +118,12 @@ func (s *syncBuf) String() string {
 // server-level read/write timeouts and returns its address.
 func serve(t *testing.T, h *ingest.Handler, readTimeout, writeTimeout time.Duration) string {
 	t.Helper()
-	if h.Sources == nil {
-		a, err := registry.New("sketchpen", providers.Options{Secrets: []string{testSecret}})
-		if err != nil {
-			t.Fatal(err)
+	if h.Routing == nil {
+		rt := &ingest.Routing{
+			Sources: map[string]*providers.Source{"sp": {Name: "sp", Provider: "sketchpen", Adapter: sketchpenAdapter(t)}},
+			Router:  noRoutes{},
 		}
-		h.Sources = map[string]*providers.Source{"sp": {Name: "sp", Provider: "sketchpen", Adapter: a}}
-	}
-	if h.Router == nil {
-		h.Router = noRoutes{}
+		h.Routing = func() *ingest.Routing { return rt }
 	}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
@@ -144,13 +141,14 @@ func serve(t *testing.T, h *ingest.Handler, readTimeout, writeTimeout time.Durat
 	return ln.Addr().String()
 }
 
+func sketchpenAdapter(t *testing.T) providers.Adapter {
+	return providertest.NewAdapter(t, "sketchpen", providertest.Config{Common: providers.Common{Secrets: providertest.SecretsOf(testSecret)}})
+}
+
 // signed returns a signed sketchpen body and its headers.
 func signed(t *testing.T, n int) ([]byte, http.Header) {
 	t.Helper()
-	a, err := registry.New("sketchpen", providers.Options{Secrets: []string{testSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := sketchpenAdapter(t)
 	body := []byte(fmt.Sprintf(`{"event":"video.completed","video_id":"v-%d","created_at":%d,"pad":%q}`, n, time.Now().Unix(), strings.Repeat("x", n%700)))
 	h, err := a.Sign(body, time.Now())
 	if err != nil {
@@ -393,7 +391,7 @@ func TestRejectionsCountedNotAllLogged(t *testing.T) {
 // webhooks get 503 with Retry-After and /readyz 503 with the reason and
 // the figures.
 func TestLowSpaceAnswers(t *testing.T) {
-	lse := &store.LowSpaceError{Path: "/data", Free: 5 << 20, Min: 256 << 20}
+	lse := &storage.LowSpaceError{Path: "/data", Free: 5 << 20, Min: 256 << 20}
 	m := &countMetrics{}
 	addr := serve(t, &ingest.Handler{Store: &fakeStore{err: lse, ready: lse}, Metrics: m}, 10*time.Second, 10*time.Second)
 	code, h := postSigned(t, addr, 1)

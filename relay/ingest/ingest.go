@@ -160,7 +160,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	if !ok {
 		// The most common provider-side mistake: log the name asked for
 		// (cut short, it is the sender's text), never the configured ones.
-		h.rejected(name, outcomeNoSource, false, "status", http.StatusNotFound, "name", clip(name, 128),
+		h.rejected(clip(name, 128), outcomeNoSource, false, "status", http.StatusNotFound,
 			"reason", "unknown source", "remote", r.RemoteAddr)
 		httpx.WriteError(w, http.StatusNotFound, "unknown source")
 		return

@@ -68,7 +68,7 @@ func (l *rejectLog) reject(source, reason string, known bool, attrs ...any) {
 	if w.logged < l.burst {
 		w.logged++
 		l.mu.Unlock()
-		l.log.Info("webhook rejected", append([]any{"source", source, "outcome", reason}, attrs...)...)
+		l.log.Info("webhook rejected", append(append([]any{"source", source}, attrs...), "outcome", reason)...)
 		return
 	}
 	w.suppressed++

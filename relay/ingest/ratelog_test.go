@@ -33,7 +33,7 @@ func (l *lockedBuffer) String() string {
 // source names share one key, so made-up names cannot multiply the lines.
 func TestRejectLogRateLimited(t *testing.T) {
 	var buf lockedBuffer
-	l := newRejectLog(slog.New(slog.NewTextHandler(&buf, nil)), 3, 150*time.Millisecond, time.Now)
+	l := newRejectLog(slog.New(slog.NewTextHandler(&buf, nil)), 3, 400*time.Millisecond, time.Now)
 	for i := range 10 {
 		l.reject("sp", OutcomeBadSig, true, "n", i)
 	}
@@ -45,7 +45,7 @@ func TestRejectLogRateLimited(t *testing.T) {
 		t.Errorf("keys = %d, want 3 (unknown names share one)", got)
 	}
 	count := func(sub string) int { return strings.Count(buf.String(), sub) }
-	if got, want := count("msg=\"webhook rejected\" source=sp outcome=rejected_signature"), 3; got != want {
+	if got, want := count("msg=\"webhook rejected\" source=sp n="), 3; got != want {
 		t.Errorf("signature lines = %d, want %d:\n%s", got, want, buf.String())
 	}
 	if got, want := count("outcome=rejected_timestamp"), 1; got != want {
@@ -69,7 +69,10 @@ func TestRejectLogRateLimited(t *testing.T) {
 	}
 	// A new period logs again.
 	l.reject("sp", OutcomeBadSig, true)
-	if got, want := count("source=sp outcome=rejected_signature"), 5; got != want {
+	if got, want := count("source=sp outcome=rejected_signature count=7"), 1; got != want {
+		t.Errorf("summary lines = %d, want %d", got, want)
+	}
+	if got, want := count("msg=\"webhook rejected\" source=sp outcome=rejected_signature"), 1; got != want {
 		t.Errorf("after the period: %d lines, want %d", got, want)
 	}
 }
