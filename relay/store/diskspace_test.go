@@ -101,8 +101,9 @@ func TestLowSpaceRefusesAndResumes(t *testing.T) {
 }
 
 // TestLowSpaceHardFloor: below half the minimum no write of any kind is
-// made (Badger's own flushes need the rest), above it delivery records
-// still are.
+// made (Badger's own flushes need the rest) and no delivery is handed out
+// (its attempt could not be recorded); above it delivery records still
+// are.
 func TestLowSpaceHardFloor(t *testing.T) {
 	d := &fakeDisk{}
 	d.free.Store(1 << 30)
@@ -120,10 +121,17 @@ func TestLowSpaceHardFloor(t *testing.T) {
 	if err := st.Requeue(context.Background(), res.ID, "media", time.Now()); err != nil {
 		t.Errorf("Requeue above the hard floor: %v", err)
 	}
+	if dues, _, err := st.DueDeliveries(context.Background(), "media", time.Now().Add(time.Minute), 10, nil); err != nil || len(dues) != 1 {
+		t.Errorf("DueDeliveries above the hard floor: %d, %v; want the delivery", len(dues), err)
+	}
 	d.free.Store(testMinFree / 4)
 	time.Sleep(30 * time.Millisecond)
 	if err := st.Requeue(context.Background(), res.ID, "media", time.Now()); !errors.Is(err, storage.ErrLowSpace) {
 		t.Errorf("Requeue below the hard floor = %v, want ErrLowSpace", err)
+	}
+	// Nothing is handed out for an attempt that could not be recorded.
+	if dues, next, err := st.DueDeliveries(context.Background(), "media", time.Now().Add(time.Minute), 10, nil); err != nil || len(dues) != 0 || next.IsZero() {
+		t.Errorf("DueDeliveries below the hard floor: %d, next %v, %v; want none and a time to look again", len(dues), next, err)
 	}
 }
 

@@ -18,6 +18,12 @@ import (
 // report, or zero if none: the caller already holds the ones it skips, so
 // they are no reason to scan again.
 func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time, limit int, skip func(id string) bool) ([]storage.Due, time.Time, error) {
+	if s.space.hardErr() != nil {
+		// Below the hard floor no attempt could be recorded: hand out
+		// nothing (a target would get the same delivery again and again)
+		// and look again in a second.
+		return nil, now.Add(time.Second), nil
+	}
 	var out []storage.Due
 	var next time.Time
 	err := s.read(func(txn *badger.Txn) error {
