@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,8 +143,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		lock.Close()
-		if readOnly && errors.Is(err, badger.ErrTruncateNeeded) {
-			return nil, fmt.Errorf("open store %s read-only: it was not closed cleanly, and recovering it needs free space: %w", opts.Path, err)
+		// Badger wraps its errors without %w.
+		if readOnly && (errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error())) {
+			return nil, fmt.Errorf("open store %s: the disk is nearly full and the store was not closed cleanly (killed?): "+
+				"recovering it needs free space, so it cannot be read now; retry once at least %s is free",
+				opts.Path, storage.FormatBytes(opts.MinFreeBytes))
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
