@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -102,8 +103,8 @@ type BodyLimits struct {
 	Budget *Budget
 }
 
-// body is a request body read into a pooled buffer; release gives the
-// buffer and its budget back (the bytes must not be used after).
+// body is a request body read into a pooled buffer (handed on as a copy,
+// see detach); release gives the budget back.
 type body struct {
 	data     []byte
 	buf      *[]byte // backing array
@@ -142,7 +143,22 @@ func readBody(w http.ResponseWriter, r *http.Request, lim BodyLimits, now func()
 		return nil, err
 	}
 	rd.done()
+	b.detach()
 	return b, nil
+}
+
+// detach gives the body its own exact-size copy and returns the pooled
+// buffer at once: the bytes go on to the store, which may hold on to them
+// after Ingest returns (a JetStream publish retried after a lost ack, say),
+// so they must never be a buffer another request reuses. The reservation
+// stays until release: the copy uses that memory meanwhile.
+func (b *body) detach() {
+	if b.budget == nil || b.buf == nil {
+		return
+	}
+	b.data = bytes.Clone(b.data)
+	b.budget.putBuf(b.buf)
+	b.buf = nil
 }
 
 // fill reads everything from rd: at once into a buffer of the announced

@@ -33,6 +33,7 @@ type fakeStore struct {
 	entered chan struct{} // with block: told when an Ingest waits
 	err     error
 	ready   error
+	retain  bool // keep raw itself, as a store may after Ingest returns
 }
 
 // hold makes Ingest wait until the returned func is called.
@@ -68,6 +69,9 @@ func (f *fakeStore) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (
 		f.bodies = map[string][]byte{}
 	}
 	f.bodies[id] = bytes.Clone(raw)
+	if f.retain {
+		f.bodies[id] = raw
+	}
 	return storage.Result{ID: id}, nil
 }
 
@@ -422,5 +426,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBodiesNotReused: the bytes handed to the store are its own: a store
+// that keeps them after Ingest returns (a retried publish) never sees them
+// overwritten by a later request reusing a pooled buffer.
+func TestBodiesNotReused(t *testing.T) {
+	st := &fakeStore{retain: true}
+	addr := serve(t, &ingest.Handler{Store: st, Budget: ingest.NewBudget(1 << 20)}, 10*time.Second, 10*time.Second)
+	for i := range 50 {
+		if code, _ := postSigned(t, addr, i); code != http.StatusOK {
+			t.Fatalf("webhook %d: %d", i, code)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seen := map[string]bool{}
+	for id, b := range st.bodies {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: kept body %.80q is not the JSON sent: %v", id, b, err)
+		}
+		seen[fmt.Sprint(m["video_id"])] = true
+	}
+	if len(seen) != 50 {
+		t.Errorf("kept bodies name %d distinct videos, want 50 (a buffer was reused under the store)", len(seen))
 	}
 }
