@@ -158,7 +158,8 @@ type Store interface {
 	// new, stores the event, its raw body and one pending delivery per
 	// ev.Targets, queued as due at ev.ReceivedAt, atomically; only then does
 	// it return. It assigns ev.ID. A duplicate returns the first event's
-	// id. Errors wrap ErrUnavailable.
+	// id. Errors wrap ErrUnavailable. An implementation may keep raw after
+	// it returns (a group commit still in flight): callers must not reuse it.
 	Ingest(ctx context.Context, ev *Event, raw []byte) (Result, error)
 	// DueDeliveries returns up to limit queued deliveries of target due at
 	// or before now, oldest first, leaving out those skip reports; next is
