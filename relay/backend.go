@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -45,6 +46,11 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 			DedupeWindow: cfg.Dedupe.Window.D(), CacheSize: cfg.Dedupe.CacheSize, Logger: log, MustExist: mustExist,
 			MinFreeBytes: uint64(cfg.Storage.MinFreeBytes), ReadOnlyWhenLow: readOnlyWhenLow,
 		})
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			// The directory cannot be made or opened: name the key.
+			return nil, fmt.Errorf("storage.path %s: %w", cfg.Storage.Path, err)
+		}
 		if err != nil {
 			return nil, err
 		}

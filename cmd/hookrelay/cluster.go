@@ -32,7 +32,7 @@ func clusterCommand() *cli.Command {
 }
 
 func clusterStatus(c *cli.Context) error {
-	cfg, err := loadConfig(c)
+	cfg, err := loadConfigForReading(c)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func cliLogger(c *cli.Context) *slog.Logger {
 }
 
 func eventsList(c *cli.Context) error {
-	cfg, err := loadConfig(c)
+	cfg, err := loadConfigForReading(c)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func eventsShow(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("events show takes exactly one event ID")
 	}
-	cfg, err := loadConfig(c)
+	cfg, err := loadConfigForReading(c)
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func replay(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (use --id ID)", c.Args().First())
 	}
-	cfg, err := loadConfig(c)
+	cfg, err := loadConfigForReading(c)
 	if err != nil {
 		return err
 	}

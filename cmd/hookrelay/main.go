@@ -133,6 +133,16 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// loadConfigForReading loads the config named by --config for the
+// commands that read events: they never need the sources' secrets.
+func loadConfigForReading(c *cli.Context) (*config.Config, error) {
+	path := c.String("config")
+	if path == "" {
+		return nil, errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+	}
+	return config.LoadForReading(path)
+}
+
 // newLogger builds the process logger from the config's log section.
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 	var level slog.Level

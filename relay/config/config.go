@@ -33,6 +33,8 @@ type Config struct {
 
 	// File is the path the config was loaded from.
 	File string `yaml:"-"`
+
+	reading bool // loaded by LoadForReading: sources not built
 }
 
 // Server is the public listener.
@@ -276,6 +278,23 @@ func LoadWith(path string, lookup func(string) (string, bool)) (*Config, error) 
 
 // Parse decodes and validates config data; file names it in errors.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parse(file, data, lookup, false)
+}
+
+// LoadForReading loads the file at path for the commands that read events
+// (events, replay, cluster status): they never need the sources'
+// secrets, so an unset ${VAR} under sources is taken as empty and the
+// sources' adapters are not built (Source.Source is nil). Everything else
+// is loaded and checked as by Load.
+func LoadForReading(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(path, data, os.LookupEnv, true)
+}
+
+func parse(file string, data []byte, lookup func(string) (string, bool), reading bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, explainSyntax(data, yamlError(file, &root, &root, err))
@@ -286,7 +305,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := duplicateKey(file, &root, ""); err != nil {
 		return nil, err
 	}
-	if err := expandEnv(&root, nil, lookup); err != nil {
+	if err := expandRoot(&root, lookup, reading); err != nil {
 		var le *envError
 		if errors.As(err, &le) {
 			return nil, &Error{File: file, Line: le.line, Key: le.key, Msg: le.msg}
@@ -294,7 +313,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, err
 	}
 	cfg := Default()
-	cfg.File = file
+	cfg.File, cfg.reading = file, reading
 	if err := decodeStrict(file, &root, cfg); err != nil {
 		return nil, err
 	}
@@ -373,4 +392,29 @@ func LoadAdmin(path string) (Admin, error) {
 		}
 	}
 	return a, nil
+}
+
+// expandRoot expands the ${VAR}s of the document. With lenient set, an
+// unset variable under sources is taken as empty (see LoadForReading).
+func expandRoot(root *yaml.Node, lookup func(string) (string, bool), lenient bool) error {
+	if !lenient || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return expandEnv(root, nil, lookup)
+	}
+	orEmpty := func(k string) (string, bool) {
+		if v, ok := lookup(k); ok {
+			return v, true
+		}
+		return "", true
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		l := lookup
+		if m.Content[i].Value == "sources" {
+			l = orEmpty
+		}
+		if err := expandEnv(m.Content[i+1], []string{m.Content[i].Value}, l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
