@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xrash/smetrics"
 )
 
 // This file holds the command-line conventions every command shares: flags
@@ -143,7 +144,7 @@ func nearestCommand(cmds []*cli.Command, name string) string {
 			continue
 		}
 		for _, n := range c.Names() {
-			d := editDistance(name, n)
+			d := smetrics.WagnerFischer(name, n, 1, 1, 1)
 			if strings.HasPrefix(n, name) && d > 0 {
 				d = 1 // a prefix ("rep") is as good as one typo
 			}
@@ -153,27 +154,6 @@ func nearestCommand(cmds []*cli.Command, name string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // versionLine is what `version` and `--version` print:

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/xrash/smetrics"
 	"gopkg.in/yaml.v3"
 )
 
@@ -145,7 +146,7 @@ func unknownKeyHint(orig *yaml.Node, key, unknown, inType string) string {
 func didYouMean(unknown string, keys []string) string {
 	best, bestD := "", 3
 	for _, k := range keys {
-		if d := editDistance(unknown, k); d < bestD {
+		if d := smetrics.WagnerFischer(unknown, k, 1, 1, 1); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -188,26 +189,6 @@ func keysOf(name string) []string {
 		}
 	}
 	return keys
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // explainSyntax rewrites a YAML syntax error (err from yamlError over the

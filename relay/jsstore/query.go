@@ -50,20 +50,9 @@ func (s *Store) view(ctx context.Context, id string) (*storage.EventView, bool, 
 // List returns up to limit events matching f, newest first, after the
 // cursor; next is the following page's cursor ("" at the end).
 func (s *Store) List(ctx context.Context, f storage.Filter, cursor string, limit int) ([]storage.EventView, string, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	events := []storage.EventView{}
-	next := ""
-	err := s.walk(ctx, f, cursor, true, func(v *storage.EventView) bool {
-		if len(events) == limit {
-			next = events[len(events)-1].ID
-			return false
-		}
-		events = append(events, *v)
-		return true
+	return storage.CollectPage(limit, func(fn func(*storage.EventView) bool) error {
+		return s.walk(ctx, f, cursor, true, fn)
 	})
-	return events, next, err
 }
 
 // Each calls fn for every event matching f, oldest first, until fn
@@ -110,10 +99,10 @@ func (s *Store) walk(ctx context.Context, f storage.Filter, cursor string, newes
 		// the exact bounds are checked on the events).
 		lo, hi := 0, len(all)
 		if !f.Since.IsZero() {
-			lo, _ = slices.BinarySearch(all, idAt(f.Since.Add(-time.Second)))
+			lo, _ = slices.BinarySearch(all, storage.IDAt(f.Since.Add(-time.Second)))
 		}
 		if !f.Until.IsZero() {
-			hi, _ = slices.BinarySearch(all, idAt(f.Until.Add(time.Second)))
+			hi, _ = slices.BinarySearch(all, storage.IDAt(f.Until.Add(time.Second)))
 		}
 		ids = all[lo:max(lo, hi)]
 	}

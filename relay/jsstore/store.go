@@ -171,7 +171,7 @@ type Store struct {
 	stop      chan struct{}
 	dead      chan struct{} // closed once the committers have exited
 	wg        sync.WaitGroup
-	ids       idGen
+	ids       storage.IDGen
 	closed    atomic.Bool
 	closeOnce sync.Once
 
@@ -565,26 +565,11 @@ func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (stor
 	if err != nil {
 		return storage.Result{}, err
 	}
-	select {
-	case s.ingestCh <- r:
-	case <-ctx.Done():
-		return storage.Result{}, fmt.Errorf("%w: %w", storage.ErrUnavailable, ctx.Err())
-	case <-s.stop:
-		return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
+	resp, err := storage.HandOff(ctx, s.ingestCh, r, r.done, s.stop, s.dead)
+	if err != nil {
+		return storage.Result{}, err
 	}
-	// Once handed over, wait for the outcome even if ctx ends: the event
-	// may be stored, and the caller must not answer as if it were not.
-	select {
-	case resp := <-r.done:
-		return resp.res, resp.err
-	case <-s.dead:
-		select {
-		case resp := <-r.done:
-			return resp.res, resp.err
-		default:
-			return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
-		}
-	}
+	return resp.res, resp.err
 }
 
 func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {

@@ -195,3 +195,22 @@ type Store interface {
 	// with ErrUnavailable.
 	Close(ctx context.Context) error
 }
+
+// CollectPage gathers a page of List: up to limit events (default 50) from
+// walk, which visits the matching events newest first after the cursor;
+// next is the id to continue after, "" when the walk ended.
+func CollectPage(limit int, walk func(fn func(*EventView) bool) error) (events []EventView, next string, err error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	events = []EventView{}
+	err = walk(func(v *EventView) bool {
+		if len(events) == limit {
+			next = events[len(events)-1].ID
+			return false
+		}
+		events = append(events, *v)
+		return true
+	})
+	return events, next, err
+}

@@ -73,19 +73,9 @@ func deliveries(txn *badger.Txn, id string) ([]delivery.Delivery, error) {
 // the event id cursor (""= from the newest). next is the cursor of the
 // following page, "" when there is none.
 func (s *Store) List(ctx context.Context, f storage.Filter, cursor string, limit int) (events []storage.EventView, next string, err error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	events = []storage.EventView{}
-	err = s.scan(ctx, f, cursor, true, func(v *storage.EventView) bool {
-		if len(events) == limit {
-			next = events[len(events)-1].ID
-			return false
-		}
-		events = append(events, *v)
-		return true
+	return storage.CollectPage(limit, func(fn func(*storage.EventView) bool) error {
+		return s.scan(ctx, f, cursor, true, fn)
 	})
-	return events, next, err
 }
 
 // Each calls fn for every event matching f, oldest first, until fn returns
@@ -136,11 +126,11 @@ func (s *Store) scan(ctx context.Context, f storage.Filter, cursor string, newes
 		case newestFirst && cursor != "":
 			start = eventKey(cursor)
 		case newestFirst && !f.Until.IsZero():
-			start = eventKey(IDAt(f.Until.Add(time.Second)))
+			start = eventKey(storage.IDAt(f.Until.Add(time.Second)))
 		case newestFirst:
 			start = []byte("m/\xff")
 		case !f.Since.IsZero():
-			start = eventKey(IDAt(f.Since.Add(-time.Second)))
+			start = eventKey(storage.IDAt(f.Since.Add(-time.Second)))
 		default:
 			start = []byte("m/")
 		}

@@ -64,7 +64,7 @@ type Store struct {
 	db        *badger.DB
 	lock      *os.File // held while open (see lockDir)
 	dedupe    *dedupe.Index
-	ids       idGen
+	ids       storage.IDGen
 	retention time.Duration
 	log       *slog.Logger
 	space     *spaceWatch
@@ -314,27 +314,13 @@ func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (stor
 		return storage.Result{}, fmt.Errorf("encode event: %w", err)
 	}
 	req := &ingestReq{ev: ev, meta: meta, raw: raw, key: key, done: make(chan ingestResp, 1)}
-	select {
-	case s.ingestCh <- req:
-	case <-ctx.Done():
-		return storage.Result{}, fmt.Errorf("%w: %w", storage.ErrUnavailable, ctx.Err())
-	case <-s.stop:
-		return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
+	// The committer answers even if ctx ends once it has the request (see
+	// storage.HandOff).
+	r, err := storage.HandOff(ctx, s.ingestCh, req, req.done, s.stop, s.loopDone)
+	if err != nil {
+		return storage.Result{}, err
 	}
-	// Once queued, wait for the outcome even if ctx ends: the event may be
-	// committed, and the caller must not answer as if it were not. If the
-	// committer has exited, nothing will commit it.
-	select {
-	case r := <-req.done:
-		return r.res, r.err
-	case <-s.loopDone:
-		select {
-		case r := <-req.done:
-			return r.res, r.err
-		default:
-			return storage.Result{}, fmt.Errorf("%w: store closed", storage.ErrUnavailable)
-		}
-	}
+	return r.res, r.err
 }
 
 // commitLoop is the single ingest committer.

@@ -1,4 +1,4 @@
-package store
+package storage
 
 import (
 	"crypto/rand"
@@ -7,17 +7,21 @@ import (
 	"time"
 )
 
-// idGen makes time-sortable event ids in the ULID layout: 48 bits of unix
+// IDGen makes time-sortable event ids in the ULID layout: 48 bits of unix
 // milliseconds and 80 random bits, in Crockford base32 (26 characters). Ids
-// made by one generator are strictly increasing, even within a millisecond.
-type idGen struct {
+// made by one generator are strictly increasing, even within a millisecond;
+// ids of different nodes differ by their random bits. Every store
+// implementation uses it, so ids look alike whatever holds them. The zero
+// value is ready to use.
+type IDGen struct {
 	mu   sync.Mutex
 	last [16]byte
 }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-func (g *idGen) New(now time.Time) string {
+// New returns a new id for an event received at now.
+func (g *IDGen) New(now time.Time) string {
 	var b [16]byte
 	ms := uint64(now.UnixMilli())
 	g.mu.Lock()
