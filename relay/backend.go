@@ -111,7 +111,10 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		}
 		select {
 		case <-wctx.Done():
-			b.close(ctx)
+			b.close(context.WithoutCancel(ctx))
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("open JetStream store: %w", ctx.Err())
+			}
 			return nil, fmt.Errorf("open JetStream store: %w (no quorum within %s: are the other nodes up and cluster.nats.embedded.routes right?)", err, quorumWait)
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -127,8 +130,7 @@ func (b *backend) close(ctx context.Context) error {
 		b.store = nil
 	}
 	if b.nc != nil {
-		_ = b.nc.Drain()
-		b.nc.Close()
+		b.nc.Close() // the store has finished with it
 		b.nc = nil
 	}
 	if b.node != nil {

@@ -33,6 +33,7 @@ type Server struct {
 	// reloadMu serialises reloads; load reads the file (tests inject one).
 	reloadMu sync.Mutex
 	load     func(path string) (*config.Config, error)
+	running  atomic.Bool // started and not shutting down: reloads are taken
 
 	backend *backend
 	store   storage.Store // backend.store once started
@@ -139,7 +140,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 		if err := s.listenAdmin(admin.Handler(svc, s.metrics.Handler(), s.cfg.Admin.Token)); err != nil {
-			s.Shutdown(ctx)
+			_ = s.Shutdown(ctx)
 			return err
 		}
 	}
@@ -147,6 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 		_ = s.Shutdown(ctx)
 		return err
 	}
+	s.running.Store(true) // reloads are taken from now on
 	return nil
 }
 
@@ -158,7 +160,10 @@ func (s *Server) queueDepths() map[string]int {
 		return out
 	}
 	for _, t := range s.current().cfg.TargetNames() {
-		if n, err := st.QueueDepth(context.Background(), t); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, err := st.QueueDepth(ctx, t)
+		cancel()
+		if err == nil {
 			out[t] = n
 		}
 	}
@@ -248,6 +253,10 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown stops the server gracefully within ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
+	// No reload from now on; one in progress finishes first.
+	s.running.Store(false)
+	s.reloadMu.Lock()
+	s.reloadMu.Unlock()
 	// Every listener stops accepting at once and drains in parallel; admin
 	// requests that wait (replays) are told to give up.
 	if s.adminCancel != nil {
@@ -271,8 +280,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.wg.Wait()
-	for _, c := range s.closers {
-		if err := c(); err != nil {
+	for i := len(s.closers) - 1; i >= 0; i-- { // last opened, first closed
+		if err := s.closers[i](); err != nil {
 			errs = append(errs, err)
 		}
 	}

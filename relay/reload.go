@@ -16,6 +16,10 @@ import (
 // that is read only at start.
 var ErrNeedsRestart = errors.New("needs a restart")
 
+// ErrNotRunning is returned by Reload while the server starts or shuts
+// down: nothing is reloaded.
+var ErrNotRunning = errors.New("the server is starting or shutting down: nothing reloaded")
+
 // restartOnly are the sections a reload refuses to change: the listeners,
 // the store and the logger are made once, at start.
 var restartOnly = []string{"server", "admin", "storage", "tls", "dedupe", "log", "cluster"}
@@ -30,6 +34,9 @@ var restartOnly = []string{"server", "admin", "storage", "tls", "dedupe", "log",
 func (s *Server) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if !s.running.Load() {
+		return ErrNotRunning
+	}
 	old := s.current()
 	cfg, err := s.load(s.cfg.File)
 	if err == nil {

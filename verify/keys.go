@@ -66,6 +66,9 @@ func MatchAny(keys []Key, now time.Time, sigs [][]byte, parts ...[]byte) error {
 // comparing in constant time (see EqualString). Every active key is
 // compared.
 func MatchToken(keys []Key, now time.Time, token string) bool {
+	if CheckKeys(keys) != nil {
+		return false // no (or an empty) secret never matches
+	}
 	ok := 0
 	for _, k := range keys {
 		if k.ActiveAt(now) {

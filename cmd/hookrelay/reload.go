@@ -16,7 +16,7 @@ func reloadCommand() *cli.Command {
 		Usage: "ask the running server to re-read its config file",
 		Description: "Asks the server behind admin.listen (with admin.token) to re-read the config file it was\n" +
 			"started with, as SIGHUP does. Sources, secrets, targets and routes change without a restart;\n" +
-			"a change to server, admin, storage, tls, dedupe or log is refused (\"needs a restart: KEY\"), and\n" +
+			"a change to server, admin, storage, tls, dedupe, log or cluster is refused (\"needs a restart: KEY\"), and\n" +
 			"an invalid file is refused with its error: in both cases the running config stays.\n\n" +
 			"Exit codes: 0 reloaded, 1 refused or no server answering.",
 		Flags: []cli.Flag{configFlag()},

@@ -243,7 +243,7 @@ func sendOne(ctx context.Context, client *http.Client, url string, ad providers.
 	}
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return sendResult{outcome: "error", err: err.Error()}
+		return sendResult{outcome: "error", err: "bad URL"}
 	}
 	req.Header = h
 	if req.Header.Get("Content-Type") == "" {
@@ -252,6 +252,11 @@ func sendOne(ctx context.Context, client *http.Client, url string, ad providers.
 	t0 := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
+		// Not the *url.Error's text: the URL may carry a callback token.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return sendResult{outcome: "error", err: err.Error(), latency: time.Since(t0)}
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

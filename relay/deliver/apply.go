@@ -15,6 +15,9 @@ import (
 func (e *Engine) Apply(targets []Target) (removed []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopped {
+		return nil // shutting down: nothing is launched any more
+	}
 	next := make(map[string]*dispatcher, len(targets))
 	for _, t := range targets {
 		old, ok := e.dispatchers[t.Name]

@@ -20,7 +20,15 @@ type recorder struct {
 	ids  map[string]int
 	revs map[string]string
 	hold chan struct{} // closed to let held requests answer
-	in   chan string   // ids of requests that arrived
+	once sync.Once
+	in   chan string // ids of requests that arrived
+}
+
+// release lets held requests answer (once).
+func (r *recorder) release() {
+	if r.hold != nil {
+		r.once.Do(func() { close(r.hold) })
+	}
 }
 
 func newRecorder(t *testing.T, hold bool) *recorder {
@@ -43,6 +51,7 @@ func newRecorder(t *testing.T, hold bool) *recorder {
 		}
 	}))
 	t.Cleanup(r.Close)
+	t.Cleanup(r.release) // runs first: a failed test must not hang in Close
 	return r
 }
 
@@ -80,7 +89,7 @@ func TestApplyChangedTargetWaitsForAttemptsInFlight(t *testing.T) {
 	if n, _ := rec.count(second); n != 0 {
 		t.Fatalf("new dispatcher attempted while the old one had an attempt in flight")
 	}
-	close(rec.hold)
+	rec.release()
 	waitDelivery(t, st, first, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
 	waitDelivery(t, st, second, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
 	if n, rev := rec.count(first); n != 1 || rev != "1" {
@@ -115,5 +124,44 @@ func TestApplyRemovedTargetKeepsPending(t *testing.T) {
 	waitDelivery(t, st, id, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
 	if removed := e.Apply(nil); len(removed) != 1 || removed[0] != "t" {
 		t.Errorf("removed = %v, want [t]", removed)
+	}
+}
+
+// TestApplyTwiceWhileInFlight: two reloads in a row that change a target
+// while an attempt is in flight still start the newest dispatcher only
+// after the first one finished (the middle one never ran).
+func TestApplyTwiceWhileInFlight(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	rec := newRecorder(t, true)
+	tg := testTarget("t", rec.URL)
+	tg.SigningKey = []byte("k")
+	tg.Headers = map[string]string{"X-Rev": "1"}
+	e := startEngine(t, st, nil, tg)
+	first := enqueue(t, st, "t")
+	e.Notify("t")
+	select {
+	case <-rec.in:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt started")
+	}
+	for _, rev := range []string{"2", "3"} {
+		next := tg
+		next.Headers = map[string]string{"X-Rev": rev}
+		e.Apply([]deliver.Target{next})
+	}
+	time.Sleep(200 * time.Millisecond) // a dispatcher started too early would re-send first now
+	if n, _ := rec.count(first); n != 1 {
+		t.Fatalf("first event attempted %d times while its attempt was in flight", n)
+	}
+	rec.release()
+	waitDelivery(t, st, first, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
+	second := enqueue(t, st, "t")
+	e.Notify("t")
+	waitDelivery(t, st, second, "t", func(d *delivery.Delivery) bool { return d.Status == delivery.Delivered })
+	if n, _ := rec.count(first); n != 1 {
+		t.Errorf("first event: %d requests, want 1", n)
+	}
+	if n, rev := rec.count(second); n != 1 || rev != "3" {
+		t.Errorf("second event: %d requests with X-Rev %q, want 1 with the newest header", n, rev)
 	}
 }

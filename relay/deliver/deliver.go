@@ -24,7 +24,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/storage"
-	"github.com/hookrelay/hookrelay/relay/store"
 	"github.com/hookrelay/hookrelay/verify"
 )
 
@@ -35,6 +34,7 @@ type Store interface {
 	// RecordAttempt applies delivery.Next to the attempt's result under p
 	// and returns the delivery as recorded (storage.ErrSuperseded: a replay
 	// replaced the attempt's queue entry; only the attempt was recorded).
+	QueueKey(target string, due time.Time, id string) []byte
 	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error)
 }
 
@@ -99,6 +99,7 @@ type Engine struct {
 	mu          sync.RWMutex // guards dispatchers, ctx; Apply replaces them
 	dispatchers map[string]*dispatcher
 	ctx         context.Context // of the running engine; nil before Start
+	stopped     bool            // Stop was called: Apply launches nothing
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 }
@@ -144,6 +145,9 @@ func (e *Engine) launch(d *dispatcher, after <-chan struct{}) {
 			select {
 			case <-after:
 			case <-d.stopping:
+				// Replaced again before it ran: whoever waits for this one
+				// must still wait for the one it was waiting for.
+				<-after
 				return
 			}
 		}
@@ -194,6 +198,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
+	e.stopped = true
 	for _, d := range e.dispatchers {
 		d.stop()
 	}
@@ -591,7 +596,7 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 		log.Error("record attempt", "target", d.t.Name, "id", due.EventID, "err", err)
 		c.rescan = true
 	case rec.Status == delivery.Pending:
-		c.retry = &storage.Due{EventID: due.EventID, Target: d.t.Name, At: rec.NextAt, Key: store.QueueKey(d.t.Name, rec.NextAt, due.EventID)}
+		c.retry = &storage.Due{EventID: due.EventID, Target: d.t.Name, At: rec.NextAt, Key: d.e.store.QueueKey(d.t.Name, rec.NextAt, due.EventID)}
 	}
 	outcome := outcomeLabel(r.Outcome, rec.Status, err == nil)
 	if d.e.opts.Metrics != nil {

@@ -360,6 +360,11 @@ func (s *Store) slotSubj(t string, n int) string {
 }
 
 // Queue keys (Due.Key): target NUL id NUL due-ns.
+// QueueKey implements storage.Store.
+func (s *Store) QueueKey(target string, due time.Time, id string) []byte {
+	return queueKey(target, id, due)
+}
+
 func queueKey(target, id string, due time.Time) []byte {
 	return []byte(target + "\x00" + id + "\x00" + strconv.FormatInt(due.UnixNano(), 10))
 }
@@ -505,59 +510,8 @@ func (s *Store) last(ctx context.Context, subj string) (rec, bool, error) {
 	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}, true, nil
 }
 
-// scan calls fn for every message whose subject matches filter, in stream
-// order, until fn returns false. A few messages are read one request each
-// (next message by subject); more go through an ephemeral ordered consumer
-// that streams them in batches, one round trip per batch, so that a scan
-// of a long queue stays cheap.
+// scan calls fn for each message matching filter, in stream order.
 func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
-	c, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return s.scanByGet(ctx, filter, fn) // e.g. no consumer API right now
-	}
-	pending := c.CachedInfo().NumPending
-	for pending > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// Ask for no more than is pending: Fetch returns when it has them.
-		batch, err := c.Fetch(int(min(pending, scanBatch)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-			}
-			pending = md.NumPending
-			if !fn(m.Subject(), rec{seq: md.Sequence.Stream, data: m.Data(), del: m.Headers().Get(hdrOp) == opDel}) {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-		}
-		if n == 0 {
-			// Nothing within the wait although messages were pending (they
-			// expired meanwhile, or the server is slow): report it, the
-			// caller scans again soon, rather than return a partial scan.
-			return fmt.Errorf("%w: scan %s: %d messages pending but none delivered", storage.ErrUnavailable, filter, pending)
-		}
-	}
-	return nil
-}
-
-// scanBatch is how many messages one scan round trip brings at most.
-const scanBatch = 1000
-
-// scanByGet is scan with one request per message (next message by
-// subject), for when no consumer can be made.
-func (s *Store) scanByGet(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
 	seq := uint64(1)
 	for {
 		if err := ctx.Err(); err != nil {

@@ -178,6 +178,9 @@ type Store interface {
 	// now, as a replay (delivery.ReplayedAt); target need not be one the
 	// event was routed to.
 	Requeue(ctx context.Context, id, target string, now time.Time) error
+	// QueueKey is the key of the queue entry of the delivery of event id to
+	// target due at due, as this store makes them (Due.Key).
+	QueueKey(target string, due time.Time, id string) []byte
 	// QueueDepth counts the queued deliveries of target.
 	QueueDepth(ctx context.Context, target string) (int, error)
 	// Get returns one event with its deliveries and raw body.

@@ -485,6 +485,11 @@ func deliveryKey(id, target string) []byte {
 	return []byte("a/" + id + "/" + target)
 }
 
+// QueueKey implements storage.Store (see the package function QueueKey).
+func (s *Store) QueueKey(target string, due time.Time, id string) []byte {
+	return QueueKey(target, due, id)
+}
+
 // QueueKey is the queue entry of a delivery due at due.
 func QueueKey(target string, due time.Time, id string) []byte {
 	k := make([]byte, 0, 2+len(target)+1+8+len(id))

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -173,6 +174,14 @@ func testRecordAttemptRetry(t *testing.T, s *suite) {
 	r := onlyDue(t, st, "media", res.ID, retryAt)
 	if !r.At.Equal(retryAt) {
 		t.Errorf("retry due at %v, want %v", r.At, retryAt)
+	}
+	// The engine schedules the retry in memory with the key QueueKey makes:
+	// it must be the key of the entry the store queued.
+	if got := st.QueueKey("media", d.NextAt, res.ID); !bytes.Equal(got, r.Key) {
+		t.Errorf("QueueKey(retry) = %q, want the queued entry's key %q", got, r.Key)
+	}
+	if got := st.QueueKey("media", b, res.ID); !bytes.Equal(got, q.Key) {
+		t.Errorf("QueueKey(first) = %q, want the ingested entry's key %q", got, q.Key)
 	}
 	d = record(t, st, res.ID, "media", r.Key, delivery.OK, retryAt, time.Time{}, p)
 	if d.Status != delivery.Delivered || d.Tries != 2 || len(d.Attempts) != 2 {
