@@ -22,6 +22,9 @@ type Source struct {
 	Adapter  Adapter
 	// DedupeKey overrides the adapter's default key when non-empty.
 	DedupeKey []KeyExpr
+	// Sensitive is Adapter.SensitiveHeaders, asked once when the source is
+	// built rather than for every request.
+	Sensitive []string
 }
 
 // Accept verifies a request (its URL query q, headers and body) and

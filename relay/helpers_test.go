@@ -63,6 +63,13 @@ func startServer(t testing.TB, yamlText string, dataDir ...string) *testServer {
 	if os.Getenv("HOOKRELAY_TEST_DEBUG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	return runServer(t, cfg, log)
+}
+
+// runServer starts a server for cfg that logs to log and stops it at the
+// end of the test.
+func runServer(t testing.TB, cfg *config.Config, log *slog.Logger) *testServer {
+	t.Helper()
 	srv, err := relay.New(cfg, log, "test")
 	if err != nil {
 		t.Fatalf("relay.New: %v", err)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/providers"
 	"github.com/hookrelay/hookrelay/providers/registry"
-	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/relay/config"
 )
 
@@ -165,19 +164,7 @@ func startLoggedServer(t *testing.T, yamlText string) (*testServer, *lockedBuffe
 		t.Fatalf("config: %v", err)
 	}
 	logs := &lockedBuffer{}
-	srv, err := relay.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), "test")
-	if err != nil {
-		t.Fatalf("relay.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("Start: %v", err)
-	}
-	ts := &testServer{Server: srv, URL: "http://" + srv.Addr("public"), cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Run(ctx) }()
-	t.Cleanup(func() { ts.Stop(t) })
-	return ts, logs
+	return runServer(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))), logs
 }
 
 // credentials collects the strings that must never be logged or echoed:

@@ -45,7 +45,7 @@ func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
 	if b := s.backend; b != nil && b.js != nil {
 		cs, err := jscerts.New(ctx, b.js, jscerts.Options{Replicas: b.cl.Replicas, Logger: s.log})
 		if err != nil {
-			closeAll(httpsLn, httpLn)
+			closeListeners(httpsLn, httpLn)
 			return fmt.Errorf("certificate storage in JetStream: %w", err)
 		}
 		certStore = cs
@@ -60,10 +60,7 @@ func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
 		Logger: s.log,
 	})
 	if err != nil {
-		httpsLn.Close()
-		if httpLn != nil {
-			httpLn.Close()
-		}
+		closeListeners(httpsLn, httpLn)
 		return err
 	}
 	s.closers = append(s.closers, edge.Close)
@@ -136,8 +133,8 @@ func listenError(key, value string, err error) error {
 	return fmt.Errorf("%s %s: %w", key, value, err)
 }
 
-// closeAll closes the listeners that are not nil.
-func closeAll(lns ...net.Listener) {
+// closeListeners closes the listeners that are not nil.
+func closeListeners(lns ...net.Listener) {
 	for _, ln := range lns {
 		if ln != nil {
 			ln.Close()

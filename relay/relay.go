@@ -36,7 +36,6 @@ type Server struct {
 	running  atomic.Bool // started and not shutting down: reloads are taken
 
 	backend *backend
-	store   storage.Store // backend.store once started
 	engine  *deliver.Engine
 	metrics *metrics.Metrics
 	servers []*http.Server
@@ -110,7 +109,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.backend, s.store = b, b.store
+	s.backend = b
 	st := b.store
 	s.metrics = metrics.New(s.queueDepths)
 	s.metrics.ConfigLoaded(time.Now())
@@ -155,7 +154,7 @@ func (s *Server) Start(ctx context.Context) error {
 // queueDepths reports the queued deliveries per target (for metrics).
 func (s *Server) queueDepths() map[string]int {
 	out := map[string]int{}
-	st := s.store
+	st := s.Store()
 	if st == nil {
 		return out
 	}
@@ -230,7 +229,12 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 func (s *Server) Addr(name string) string { return s.addrs[name] }
 
 // Store returns the open store (nil before Start).
-func (s *Server) Store() storage.Store { return s.store }
+func (s *Server) Store() storage.Store {
+	if s.backend == nil {
+		return nil
+	}
+	return s.backend.store
+}
 
 // Run blocks until ctx is cancelled or a listener fails, then shuts down
 // gracefully: listeners stop accepting and finish requests in flight,
@@ -301,7 +305,7 @@ func (s *Server) closeAll(ctx context.Context) error {
 		return nil
 	}
 	err := s.backend.close(ctx)
-	s.backend, s.store = nil, nil
+	s.backend = nil
 	return err
 }
 

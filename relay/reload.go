@@ -57,8 +57,8 @@ func (s *Server) Reload(ctx context.Context) error {
 	if s.engine != nil {
 		for _, t := range s.engine.Apply(rt.targets) {
 			pending := -1
-			if s.store != nil {
-				pending, _ = s.store.QueueDepth(ctx, t)
+			if st := s.Store(); st != nil {
+				pending, _ = st.QueueDepth(ctx, t)
 			}
 			s.log.Warn("target removed from the config: its pending deliveries stay in the store and resume if it comes back",
 				"target", t, "pending", pending)

@@ -126,19 +126,27 @@ func configFlag() *cli.StringFlag {
 
 // loadConfig loads the config named by --config.
 func loadConfig(c *cli.Context) (*config.Config, error) {
-	path := c.String("config")
-	if path == "" {
-		return nil, errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+	path, err := configPath(c)
+	if err != nil {
+		return nil, err
 	}
 	return config.Load(path)
+}
+
+// configPath is --config (or HOOKRELAY_CONFIG), which must be set.
+func configPath(c *cli.Context) (string, error) {
+	if path := c.String("config"); path != "" {
+		return path, nil
+	}
+	return "", errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
 }
 
 // loadConfigForReading loads the config named by --config for the
 // commands that read events: they never need the sources' secrets.
 func loadConfigForReading(c *cli.Context) (*config.Config, error) {
-	path := c.String("config")
-	if path == "" {
-		return nil, errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+	path, err := configPath(c)
+	if err != nil {
+		return nil, err
 	}
 	return config.LoadForReading(path)
 }

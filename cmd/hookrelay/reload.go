@@ -21,9 +21,9 @@ func reloadCommand() *cli.Command {
 			"Exit codes: 0 reloaded, 1 refused or no server answering.",
 		Flags: []cli.Flag{configFlag()},
 		Action: func(c *cli.Context) error {
-			path := c.String("config")
-			if path == "" {
-				return errors.New("no config file: pass --config FILE or set HOOKRELAY_CONFIG")
+			path, err := configPath(c)
+			if err != nil {
+				return err
 			}
 			// The server re-reads and judges the file; only the admin section
 			// is read here, so that an invalid file still reaches the server

@@ -345,7 +345,7 @@ func (c *Config) build() error {
 			}
 			return verr(key, "%s", redact(err.Error(), s))
 		}
-		s.built = &providers.Source{Name: name, Provider: s.Provider, Adapter: ad, DedupeKey: exprs}
+		s.built = &providers.Source{Name: name, Provider: s.Provider, Adapter: ad, DedupeKey: exprs, Sensitive: ad.SensitiveHeaders()}
 	}
 	for _, name := range c.TargetNames() {
 		t := c.Targets[name]

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/store"
 )
 
 // recorder is a target that counts requests per event id and notes the
@@ -61,10 +62,11 @@ func (r *recorder) count(id string) (int, string) {
 	return r.ids[id], r.revs[id]
 }
 
-// TestApplyChangedTargetWaitsForAttemptsInFlight: a reload that changes a
-// target while an attempt is in flight lets the attempt finish and be
-// recorded, and the new dispatcher (new headers) does not attempt it again.
-func TestApplyChangedTargetWaitsForAttemptsInFlight(t *testing.T) {
+// attemptInFlight starts an engine with target t (signed, X-Rev: 1) on a
+// recorder that holds requests, and returns once the attempt of a first
+// event is in flight.
+func attemptInFlight(t *testing.T) (*store.Store, *recorder, deliver.Target, *deliver.Engine, string) {
+	t.Helper()
 	st := openTestStore(t, t.TempDir())
 	rec := newRecorder(t, true)
 	tg := testTarget("t", rec.URL)
@@ -78,6 +80,14 @@ func TestApplyChangedTargetWaitsForAttemptsInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no attempt started")
 	}
+	return st, rec, tg, e, first
+}
+
+// TestApplyChangedTargetWaitsForAttemptsInFlight: a reload that changes a
+// target while an attempt is in flight lets the attempt finish and be
+// recorded, and the new dispatcher (new headers) does not attempt it again.
+func TestApplyChangedTargetWaitsForAttemptsInFlight(t *testing.T) {
+	st, rec, tg, e, first := attemptInFlight(t)
 	changed := tg
 	changed.Headers = map[string]string{"X-Rev": "2"}
 	if removed := e.Apply([]deliver.Target{changed}); len(removed) != 0 {
@@ -131,19 +141,7 @@ func TestApplyRemovedTargetKeepsPending(t *testing.T) {
 // while an attempt is in flight still start the newest dispatcher only
 // after the first one finished (the middle one never ran).
 func TestApplyTwiceWhileInFlight(t *testing.T) {
-	st := openTestStore(t, t.TempDir())
-	rec := newRecorder(t, true)
-	tg := testTarget("t", rec.URL)
-	tg.SigningKey = []byte("k")
-	tg.Headers = map[string]string{"X-Rev": "1"}
-	e := startEngine(t, st, nil, tg)
-	first := enqueue(t, st, "t")
-	e.Notify("t")
-	select {
-	case <-rec.in:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no attempt started")
-	}
+	st, rec, tg, e, first := attemptInFlight(t)
 	for _, rev := range []string{"2", "3"} {
 		next := tg
 		next.Headers = map[string]string{"X-Rev": rev}

@@ -93,8 +93,9 @@ type Options struct {
 
 // Engine runs the dispatchers of all targets.
 type Engine struct {
-	store Store
-	opts  Options
+	store  Store
+	leaser Leaser // store, if several nodes share it; else nil
+	opts   Options
 
 	mu          sync.RWMutex // guards dispatchers, ctx; Apply replaces them
 	dispatchers map[string]*dispatcher
@@ -119,6 +120,7 @@ func New(st Store, targets []Target, opts Options) *Engine {
 		opts.UserAgent = "hookrelay"
 	}
 	e := &Engine{store: st, opts: opts, dispatchers: map[string]*dispatcher{}}
+	e.leaser, _ = st.(Leaser)
 	for _, t := range targets {
 		e.dispatchers[t.Name] = newDispatcher(e, t)
 	}
@@ -542,7 +544,7 @@ func resetTimer(t *time.Timer, d time.Duration) {
 func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 	log := d.e.opts.Log
 	c := completion{id: due.EventID}
-	if l, ok := d.e.store.(Leaser); ok {
+	if l := d.e.leaser; l != nil {
 		// Several nodes share the store: attempt only under the lease.
 		release, err := l.Lease(ctx, d.t.Name, due.EventID, d.t.Timeout+leaseMargin, d.t.MaxInFlight)
 		if err != nil {

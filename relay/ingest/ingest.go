@@ -228,7 +228,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 	ev := &storage.Event{
 		Source: name, Provider: src.Provider, Type: pev.Type, Subject: pev.Subject,
 		Time: pev.Time, ReceivedAt: received.UTC(), DedupeKey: pev.DedupeKey, DeliveryID: pev.DeliveryID,
-		Headers: auditHeaders(r.Header, src.Adapter.SensitiveHeaders()),
+		Headers: auditHeaders(r.Header, src.Sensitive),
 	}
 	if ev.Time.IsZero() {
 		ev.Time = ev.ReceivedAt
