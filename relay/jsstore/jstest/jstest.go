@@ -46,6 +46,23 @@ func NewCluster(t testing.TB, n int) *Cluster {
 
 func start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	// A port found free may be taken by another test process before the
+	// server binds it: then start again on other ports.
+	for try := 1; ; try++ {
+		c, err := tryStart(t, n)
+		if err == nil {
+			return c
+		}
+		c.shutdown()
+		if try == 3 {
+			t.Fatalf("jstest: %v", err)
+		}
+		t.Logf("jstest: %v; starting again on other ports", err)
+	}
+}
+
+func tryStart(t testing.TB, n int) (*Cluster, error) {
+	t.Helper()
 	c := &Cluster{t: t, name: fmt.Sprintf("jstest-%d", time.Now().UnixNano()%1e9)}
 	clientPorts, routePorts := freePorts(t, n), freePorts(t, n)
 	for i := range n {
@@ -75,13 +92,13 @@ func start(t testing.TB, n int) *Cluster {
 	t.Cleanup(c.shutdown)
 	for i := range n {
 		if err := c.startServer(i); err != nil {
-			t.Fatalf("jstest: %v", err)
+			return c, err
 		}
 	}
 	if err := c.WaitReady(StartTimeout); err != nil {
-		t.Fatalf("jstest: %v", err)
+		return c, err
 	}
-	return c
+	return c, nil
 }
 
 func (c *Cluster) startServer(i int) error {
@@ -91,9 +108,9 @@ func (c *Cluster) startServer(i int) error {
 		return fmt.Errorf("server %d: %w", i, err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(StartTimeout) {
+	if !s.ReadyForConnections(readyWait) {
 		s.Shutdown()
-		return fmt.Errorf("server %d not ready for connections after %v", i, StartTimeout)
+		return fmt.Errorf("server %d not ready for connections after %v", i, readyWait)
 	}
 	c.mu.Lock()
 	c.servers[i] = s
@@ -208,3 +225,7 @@ func freePorts(t testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// readyWait bounds how long a server may take to accept connections: it
+// takes milliseconds, unless its port was taken meanwhile.
+const readyWait = 5 * time.Second
