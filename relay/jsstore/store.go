@@ -17,6 +17,7 @@
 //	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 1m)
 //	<p>.l.<target>.<event id>          -> delivery lease         Nats-TTL: lease ttl
 //	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl
+//	<p>.t.<target>                     -> paused since, or a tombstone once resumed (targets.go)
 //
 // Targets that are not plain subject tokens are written "~" + base64url.
 // Queue entries are keyed without their due time, so a delivery has at

@@ -192,6 +192,12 @@ type Store interface {
 	// Each calls fn for every event matching f, oldest first, until fn
 	// returns false.
 	Each(ctx context.Context, f Filter, fn func(*EventView) bool) error
+	// SetPaused pauses target (paused) or resumes it. The state survives
+	// a restart and holds for every node that shares the store; pausing a
+	// paused target keeps its first pause time.
+	SetPaused(ctx context.Context, target string, paused bool) error
+	// Paused returns the paused targets, each with the time it was paused.
+	Paused(ctx context.Context) (map[string]time.Time, error)
 	// Ready fails once the store cannot take writes (for /readyz).
 	Ready() error
 	// Close stops background work and closes the store; later calls fail

@@ -8,6 +8,7 @@
 //	r/<event id>                    -> raw body (bytes)  TTL: retention
 //	a/<event id>/<target>           -> Delivery          TTL: retention
 //	q/<target>/<due ns, 8 bytes BE><event id> -> ""      the delivery queue
+//	t/<target>                      -> paused since (RFC 3339)   no TTL
 //
 // An event, its dedupe claim, its deliveries and their queue entries are
 // written in one transaction: an acknowledged event always has its pending

@@ -94,6 +94,9 @@ var cases = []testCase{
 	{"Filters", testFilters},
 	{"FilterIDs", testFilterIDs},
 	{"EachStops", testEachStops},
+	// targets.go
+	{"Pause", testPause},
+	{"PausePersists", testPausePersists},
 	// lifecycle.go
 	{"Ready", testReady},
 	{"Persistence", testPersistence},

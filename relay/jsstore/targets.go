@@ -1,0 +1,79 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/storage"
+)
+
+// Paused targets: <p>.t.<target> holds {"target", "paused_at"} while the
+// target is paused and a tombstone (Hr-Op: del) once it is resumed; no TTL.
+// Pause and resume are last-writer-wins: two operators pausing and
+// resuming the same target at once end in one of the two states.
+
+type pauseRec struct {
+	Target   string    `json:"target"`
+	PausedAt time.Time `json:"paused_at"`
+}
+
+func (s *Store) pauseSubj(t string) string { return s.p + "t." + token(t) }
+
+// SetPaused pauses or resumes target (storage.Store).
+func (s *Store) SetPaused(ctx context.Context, target string, paused bool) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	subj := s.pauseSubj(target)
+	cur, ok, err := s.last(ctx, subj)
+	if err != nil {
+		return err
+	}
+	isPaused := ok && !cur.del
+	if paused == isPaused {
+		return nil
+	}
+	m := newMsg(subj, nil, 0)
+	if paused {
+		if m.Data, err = json.Marshal(pauseRec{Target: target, PausedAt: time.Now().UTC()}); err != nil {
+			return err
+		}
+	} else {
+		m.Header.Set(hdrOp, opDel)
+	}
+	if _, err := s.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%w: set target %q paused=%v: %w", storage.ErrUnavailable, target, paused, err)
+	}
+	return nil
+}
+
+// Paused returns the paused targets (storage.Store): one read per target
+// ever paused.
+func (s *Store) Paused(ctx context.Context) (map[string]time.Time, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	var bad error
+	err := s.scan(ctx, s.p+"t.*", func(subj string, r rec) bool {
+		if r.del {
+			return true
+		}
+		var p pauseRec
+		if err := json.Unmarshal(r.data, &p); err != nil {
+			bad = fmt.Errorf("paused target record %s: %w", subj, err)
+			return false
+		}
+		out[p.Target] = p.PausedAt
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
