@@ -118,11 +118,14 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	eopts := deliver.Options{Log: s.log, Metrics: s.metrics, UserAgent: "hookrelay/" + s.version}
 	if s.cfg.Cluster != nil {
-		// Other nodes' deliveries (of a node that died) are found by scans.
+		// Other nodes' deliveries (of a node that died) are found by
+		// scans, and their pauses and resumes by reading them again.
 		eopts.Rescan = clusterRescan
+		eopts.PauseRefresh = clusterPauseRefresh
 	}
 	s.engine = deliver.New(st, s.current().targets, eopts)
 	s.engine.Start(ctx)
+	s.metrics.WatchTargetStates([]string{admin.TargetOK, admin.TargetPaused}, s.targetStates)
 	h := &ingest.Handler{
 		Routing: func() *ingest.Routing { return s.current().ingest },
 		Store:   st, MaxBody: s.cfg.Server.MaxBodyBytes,
@@ -132,7 +135,10 @@ func (s *Server) Start(ctx context.Context) error {
 		Budget: ingest.NewBudget(s.cfg.Server.MaxBufferedBytes),
 	}
 	if s.cfg.Admin.Listen != "" {
-		svc := &admin.Service{Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload}
+		svc := &admin.Service{
+			Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload,
+			PauseChanged: s.engine.RefreshPaused, InFlight: s.inFlight,
+		}
 		if s.cfg.Cluster != nil {
 			svc.Clusterer = func(ctx context.Context) (*admin.ClusterStatus, error) {
 				return b.clusterStatus(ctx, s.current().cfg.TargetNames())
@@ -149,6 +155,39 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.running.Store(true) // reloads are taken from now on
 	return nil
+}
+
+// inFlightCounter is a store that counts the attempts in flight of every
+// node sharing it (jsstore: the delivery leases held).
+type inFlightCounter interface {
+	InFlight(ctx context.Context, target string) (int, error)
+}
+
+// inFlight counts a target's attempts in flight: cluster-wide when the
+// store can count them (cluster mode), else this engine's.
+func (s *Server) inFlight(ctx context.Context, target string) (int, error) {
+	if c, ok := s.Store().(inFlightCounter); ok {
+		return c.InFlight(ctx, target)
+	}
+	for _, t := range s.engine.Targets() {
+		if t.Name == target {
+			return t.InFlight, nil
+		}
+	}
+	return 0, nil
+}
+
+// targetStates reports each target's state (for metrics), as the delivery
+// engine knows it.
+func (s *Server) targetStates() map[string]string {
+	out := map[string]string{}
+	for _, t := range s.engine.Targets() {
+		out[t.Name] = admin.TargetOK
+		if t.Paused {
+			out[t.Name] = admin.TargetPaused
+		}
+	}
+	return out
 }
 
 // queueDepths reports the queued deliveries per target (for metrics).
@@ -312,3 +351,7 @@ func (s *Server) closeAll(ctx context.Context) error {
 // clusterRescan is how often a cluster node scans the shared queues, so
 // that the deliveries of a node that died are taken over soon.
 const clusterRescan = 3 * time.Second
+
+// clusterPauseRefresh is how often a cluster node reads the paused targets
+// again: a pause or resume through any node holds on every node within it.
+const clusterPauseRefresh = time.Second

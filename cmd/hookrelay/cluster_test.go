@@ -17,6 +17,10 @@ import (
 
 const clSecret = "whsec_cluster-test-secret"
 
+// clusterScanWait is how long a node takes at most to scan the shared
+// queues again (relay's clusterRescan).
+const clusterScanWait = 3 * time.Second
+
 // clNode is one hookrelay node of the test cluster.
 type clNode struct {
 	name, cfgPath, admin string
@@ -390,6 +394,47 @@ func TestClusterThroughBinary(t *testing.T) {
 		if res.code != 0 || !strings.Contains(res.stdout, `"meta_leader"`) {
 			t.Errorf("cluster status: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 		}
+	})
+
+	t.Run("pause on one node holds on all", func(t *testing.T) {
+		if res := cliRun(t, cliEnv(), "targets", "pause", "main", "--config", nodes[0].cfgPath); res.code != 0 {
+			t.Fatalf("targets pause on n0: exit %d: %s", res.code, res.stderr)
+		}
+		// Every node's engine has taken the pause (its metric says so)
+		// before the webhooks are sent.
+		paused := `hookrelay_target_state{state="paused",target="main"} 1`
+		for _, n := range nodes {
+			deadline := time.Now().Add(15 * time.Second)
+			for !strings.Contains(tgMetrics(t, n.admin), paused) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s never showed main paused", n.name)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		var subjects []string
+		for i := range 6 {
+			vid := fmt.Sprintf("paused-%d", i)
+			if _, out, err := clPost(t, http.DefaultClient, nodes[1+i%2].url(), "video.completed", vid, 1); err != nil || out["status"] != "accepted" {
+				t.Fatalf("post to a node while main is paused: %v %v", out, err)
+			}
+			subjects = append(subjects, vid)
+		}
+		time.Sleep(2 * clusterScanWait)
+		got := rlReceived(mainT)
+		for _, vid := range subjects {
+			if got[vid] != 0 {
+				t.Fatalf("%s was delivered to main while it was paused", vid)
+			}
+		}
+		m := tgList(t, nodes[2].cfgPath)["main"]
+		if m.State != "paused" || m.Pending < len(subjects) {
+			t.Fatalf("main seen from n2 = %+v, want paused with at least %d pending", m, len(subjects))
+		}
+		if res := cliRun(t, cliEnv(), "targets", "resume", "main", "--config", nodes[2].cfgPath); res.code != 0 {
+			t.Fatalf("targets resume on n2: exit %d: %s", res.code, res.stderr)
+		}
+		clWaitDelivered(t, mainT, subjects)
 	})
 
 	t.Run("rolling restart under load", func(t *testing.T) {

@@ -387,6 +387,9 @@ func printReport(out io.Writer, rep *admin.ReplayReport, remote bool) {
 			continue
 		}
 		detail := it.Error
+		if it.Outcome == admin.ReplayHeld {
+			detail = "(the target is paused: sent when it is resumed)"
+		}
 		if it.StatusCode != 0 {
 			detail = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", it.StatusCode, it.Error))
 		}

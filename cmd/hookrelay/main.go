@@ -69,6 +69,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			eventsCommand(),
 			replayCommand(),
+			targetsCommand(),
 			sendCommand(),
 			sinkCommand(),
 			completionCommand(),

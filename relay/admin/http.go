@@ -27,6 +27,11 @@ type API interface {
 	// ClusterStatus reports the cluster as this node sees it; ErrNotClustered
 	// on one node.
 	ClusterStatus(ctx context.Context) (*ClusterStatus, error)
+	// Targets reports the configured targets: state, pending, in flight.
+	Targets(ctx context.Context) ([]TargetInfo, error)
+	// SetPaused pauses or resumes a target; ErrUnknownTarget for a name
+	// the config does not have.
+	SetPaused(ctx context.Context, name string, paused bool) (*TargetInfo, error)
 }
 
 var _ API = (*Service)(nil)
@@ -40,6 +45,9 @@ var _ API = (*Service)(nil)
 //	POST /api/replay              ReplayRequest as JSON -> ReplayReport
 //	GET  /api/cluster             cluster mode: nodes, meta leader, streams, pending per target
 //	POST /api/reload              re-read the config file: 200, or 422 {"error"} and nothing changes
+//	GET  /api/targets             {"targets": [TargetInfo...]}
+//	POST /api/targets/{name}/pause   pause a target -> TargetInfo (400: unknown target)
+//	POST /api/targets/{name}/resume  resume it -> TargetInfo
 //	GET  /debug/pprof/...         Go profiling
 //
 // With a non-empty token every request needs "Authorization: Bearer <token>".
@@ -127,6 +135,24 @@ func Handler(api API, metrics http.Handler, token string) http.Handler {
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 	})
+	mux.HandleFunc("GET /api/targets", func(w http.ResponseWriter, r *http.Request) {
+		ts, err := api.Targets(r.Context())
+		if err != nil {
+			httpx.WriteError(w, statusOf(err), err.Error())
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"targets": ts})
+	})
+	for verb, paused := range map[string]bool{"pause": true, "resume": false} {
+		mux.HandleFunc("POST /api/targets/{name}/"+verb, func(w http.ResponseWriter, r *http.Request) {
+			ti, err := api.SetPaused(r.Context(), r.PathValue("name"), paused)
+			if err != nil {
+				httpx.WriteError(w, statusOf(err), err.Error())
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, ti)
+		})
+	}
 	return requireToken(token, sameHostOnly(token == "", mux))
 }
 

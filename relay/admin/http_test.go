@@ -49,6 +49,14 @@ func (f *fakeAPI) ClusterStatus(ctx context.Context) (*admin.ClusterStatus, erro
 	return nil, admin.ErrNotClustered
 }
 
+func (f *fakeAPI) Targets(ctx context.Context) ([]admin.TargetInfo, error) {
+	return []admin.TargetInfo{}, nil
+}
+
+func (f *fakeAPI) SetPaused(ctx context.Context, name string, paused bool) (*admin.TargetInfo, error) {
+	return nil, admin.ErrUnknownTarget
+}
+
 func (f *fakeAPI) Replay(ctx context.Context, req admin.ReplayRequest, _ func(admin.Progress)) (*admin.ReplayReport, error) {
 	if f.replay == nil {
 		return &admin.ReplayReport{Items: []admin.ReplayItem{}}, nil

@@ -34,6 +34,11 @@ type Service struct {
 	Reloader func(ctx context.Context) error
 	// Clusterer, optional (cluster mode), reports the cluster.
 	Clusterer func(ctx context.Context) (*ClusterStatus, error)
+	// InFlight, optional, counts a target's attempts running now.
+	InFlight func(ctx context.Context, target string) (int, error)
+	// PauseChanged, optional, tells the delivery engine that a target was
+	// paused or resumed in the store.
+	PauseChanged func(ctx context.Context) error
 	// Poll is how often Replay checks progress (default 50ms).
 	Poll time.Duration
 }
@@ -134,6 +139,7 @@ const (
 	ReplayDelivered ReplayOutcome = "delivered" // the first attempt was delivered
 	ReplayFailed    ReplayOutcome = "failed"    // requeueing or the first attempt failed
 	ReplayPending   ReplayOutcome = "pending"   // no attempt within the wait
+	ReplayHeld      ReplayOutcome = "held"      // requeued; its target is paused, so sent on resume
 )
 
 // ReplayItem is one (event, target) delivery of a replay.
@@ -210,6 +216,10 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 	if req.DryRun || len(rep.Items) == 0 {
 		return rep, nil
 	}
+	paused, err := s.Store.Paused(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	touched := map[string]bool{}
 	for i := range rep.Items {
@@ -219,6 +229,9 @@ func (s *Service) Replay(ctx context.Context, req ReplayRequest, progress func(P
 			continue
 		}
 		it.Outcome = ReplayPending
+		if _, ok := paused[it.Target]; ok {
+			it.Outcome = ReplayHeld // no attempt to wait for
+		}
 		touched[it.Target] = true
 	}
 	if s.Notify != nil {
@@ -297,7 +310,7 @@ func (s *Service) wait(ctx context.Context, wait time.Duration, rep *ReplayRepor
 				rep.Sent++
 			case ReplayFailed:
 				rep.Failed++
-			case ReplayPending:
+			case ReplayPending, ReplayHeld:
 				rep.Pending++
 			}
 		}

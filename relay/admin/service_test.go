@@ -66,6 +66,7 @@ type replayEnv struct {
 	st             *store.Store
 	svc            *admin.Service
 	media, archive *recordingTarget
+	engine         *deliver.Engine
 	n              int // events ingested
 }
 
@@ -82,6 +83,7 @@ func newReplayEnv(t *testing.T) *replayEnv {
 	}
 	engine := deliver.New(st, []deliver.Target{target("archive", env.archive.URL), target("media", env.media.URL)}, deliver.Options{})
 	engine.Start(ctx)
+	env.engine = engine
 	t.Cleanup(func() {
 		if err := engine.Stop(ctx); err != nil {
 			t.Errorf("engine.Stop: %v", err)

@@ -26,6 +26,8 @@ func (e *Engine) Apply(targets []Target) (removed []string) {
 			continue
 		}
 		d := newDispatcher(e, t)
+		_, paused := e.paused[t.Name]
+		d.paused.Store(paused)
 		next[t.Name] = d
 		if e.ctx == nil {
 			continue // not started: Start runs it

@@ -17,7 +17,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,8 @@ type Store interface {
 	// replaced the attempt's queue entry; only the attempt was recorded).
 	QueueKey(target string, due time.Time, id string) []byte
 	RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error)
+	// Paused returns the paused targets (hookrelay targets pause).
+	Paused(ctx context.Context) (map[string]time.Time, error)
 }
 
 // Leaser is implemented by stores that several nodes share (cluster
@@ -89,6 +93,11 @@ type Options struct {
 	// Only, when set, restricts delivery to the events it accepts (offline
 	// replay delivers its own selection and leaves the rest queued).
 	Only func(eventID string) bool
+	// PauseRefresh, when positive, is how often the engine reads the
+	// paused targets from the store again: in cluster mode, where another
+	// node may pause or resume one. Without it the engine reads them at
+	// Start and whenever RefreshPaused is called.
+	PauseRefresh time.Duration
 }
 
 // Engine runs the dispatchers of all targets.
@@ -99,10 +108,14 @@ type Engine struct {
 
 	mu          sync.RWMutex // guards dispatchers, ctx; Apply replaces them
 	dispatchers map[string]*dispatcher
-	ctx         context.Context // of the running engine; nil before Start
-	stopped     bool            // Stop was called: Apply launches nothing
+	ctx         context.Context      // of the running engine; nil before Start
+	stopped     bool                 // Stop was called: Apply launches nothing
+	paused      map[string]time.Time // paused targets as last read; guarded by mu
 	cancel      context.CancelFunc
+	quit        chan struct{} // closed by Stop: ends the pause refresher
 	wg          sync.WaitGroup
+
+	refreshMu sync.Mutex // one RefreshPaused at a time, so an older read never wins
 }
 
 // maxRetryAfter caps a target's Retry-After.
@@ -119,7 +132,7 @@ func New(st Store, targets []Target, opts Options) *Engine {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "hookrelay"
 	}
-	e := &Engine{store: st, opts: opts, dispatchers: map[string]*dispatcher{}}
+	e := &Engine{store: st, opts: opts, dispatchers: map[string]*dispatcher{}, quit: make(chan struct{})}
 	e.leaser, _ = st.(Leaser)
 	for _, t := range targets {
 		e.dispatchers[t.Name] = newDispatcher(e, t)
@@ -127,14 +140,94 @@ func New(st Store, targets []Target, opts Options) *Engine {
 	return e
 }
 
-// Start runs every dispatcher until Stop.
+// Start runs every dispatcher until Stop. It first reads which targets
+// are paused, so a paused target gets no attempt after a restart.
 func (e *Engine) Start(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, pauseReadTimeout)
+	if err := e.RefreshPaused(rctx); err != nil {
+		e.opts.Log.Warn("read paused targets", "err", err)
+	}
+	cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, d := range e.dispatchers {
 		e.launch(d, nil)
 	}
+	if e.opts.PauseRefresh > 0 {
+		e.wg.Add(1)
+		go e.refreshPausedLoop(e.ctx)
+	}
+}
+
+// pauseReadTimeout bounds one read of the paused targets.
+const pauseReadTimeout = 5 * time.Second
+
+// RefreshPaused reads the paused targets from the store and applies them:
+// a paused target's dispatcher starts no attempt (those in flight finish),
+// its deliveries wait, pending; a resumed one picks up where it stopped.
+// Changes are logged. On error nothing changes.
+func (e *Engine) RefreshPaused(ctx context.Context) error {
+	e.refreshMu.Lock()
+	defer e.refreshMu.Unlock()
+	p, err := e.store.Paused(ctx)
+	if err != nil {
+		return fmt.Errorf("read paused targets: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, d := range e.dispatchers {
+		_, now := p[name]
+		if _, was := e.paused[name]; now != was {
+			if now {
+				e.opts.Log.Info("target paused", "target", name)
+			} else {
+				e.opts.Log.Info("target resumed", "target", name)
+			}
+		}
+		d.setPaused(now)
+	}
+	e.paused = p
+	return nil
+}
+
+func (e *Engine) refreshPausedLoop(ctx context.Context) {
+	defer e.wg.Done()
+	t := time.NewTicker(e.opts.PauseRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, pauseReadTimeout)
+			if err := e.RefreshPaused(rctx); err != nil {
+				e.opts.Log.Warn("refresh paused targets", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// TargetStatus is what the engine knows of a target now.
+type TargetStatus struct {
+	Name     string
+	Paused   bool
+	PausedAt time.Time
+	InFlight int // attempts this engine has in flight
+}
+
+// Targets reports the engine's targets, sorted by name.
+func (e *Engine) Targets() []TargetStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]TargetStatus, 0, len(e.dispatchers))
+	for name, d := range e.dispatchers {
+		at, paused := e.paused[name]
+		out = append(out, TargetStatus{Name: name, Paused: paused, PausedAt: at, InFlight: int(d.inflight.Load())})
+	}
+	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // launch runs d once after (if not nil) is closed. e.mu must be held.
@@ -200,6 +293,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
+	if !e.stopped {
+		close(e.quit)
+	}
 	e.stopped = true
 	for _, d := range e.dispatchers {
 		d.stop()
@@ -234,6 +330,15 @@ type dispatcher struct {
 	finished chan struct{} // closed when run and its workers have returned
 	capacity int           // deliveries held in memory (ready, scheduled, in flight)
 	policy   delivery.Policy
+	paused   atomic.Bool  // the target is paused: no attempt starts
+	inflight atomic.Int32 // attempts in flight, for Targets
+}
+
+// setPaused pauses or resumes the dispatcher; a resumed one is woken.
+func (d *dispatcher) setPaused(on bool) {
+	if d.paused.Swap(on) && !on {
+		d.poke()
+	}
 }
 
 // completion is a worker's report on one delivery.
@@ -454,13 +559,18 @@ func (s *runState) maybeScan(ctx context.Context, now time.Time) {
 	}
 }
 
-// dispatchReady hands ready deliveries to idle workers, oldest first.
+// dispatchReady hands ready deliveries to idle workers, oldest first,
+// unless the target is paused.
 func (s *runState) dispatchReady() {
+	if s.d.paused.Load() {
+		return
+	}
 	for s.inflight < s.d.t.MaxInFlight && len(s.ready) > 0 {
 		s.d.work <- s.ready[0] // never blocks: at most MaxInFlight outstanding
 		s.ready[0] = storage.Due{}
 		s.ready = s.ready[1:]
 		s.inflight++
+		s.d.inflight.Add(1)
 	}
 }
 
@@ -495,6 +605,7 @@ func (s *runState) sleep(ctx context.Context, timer *time.Timer, now time.Time) 
 func (s *runState) handleCompletions(c completion) {
 	for {
 		s.inflight--
+		s.d.inflight.Add(-1)
 		delete(s.known, c.id)
 		if c.retry != nil {
 			s.add(*c.retry, time.Now())
@@ -544,6 +655,12 @@ func resetTimer(t *time.Timer, d time.Duration) {
 func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 	log := d.e.opts.Log
 	c := completion{id: due.EventID}
+	if d.paused.Load() {
+		// Paused since it was handed out: back to memory, ready for when
+		// the target is resumed.
+		c.retry = &due
+		return c
+	}
 	if l := d.e.leaser; l != nil {
 		// Several nodes share the store: attempt only under the lease.
 		release, err := l.Lease(ctx, d.t.Name, due.EventID, d.t.Timeout+leaseMargin, d.t.MaxInFlight)

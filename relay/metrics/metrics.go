@@ -101,3 +101,34 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), target)
 	}
 }
+
+// WatchTargetStates adds the gauge hookrelay_target_state{target,state},
+// read from states (target -> its state) at scrape time: 1 for each
+// target's current state and 0 for the other names in known.
+func (m *Metrics) WatchTargetStates(known []string, states func() map[string]string) {
+	m.reg.MustRegister(&stateCollector{
+		desc:   prometheus.NewDesc("hookrelay_target_state", "1 for each target's current state (ok, paused), 0 for the others.", []string{"target", "state"}, nil),
+		known:  known,
+		states: states,
+	})
+}
+
+type stateCollector struct {
+	desc   *prometheus.Desc
+	known  []string
+	states func() map[string]string
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	for target, cur := range c.states() {
+		for _, st := range c.known {
+			v := 0.0
+			if st == cur {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, target, st)
+		}
+	}
+}

@@ -74,10 +74,21 @@ func TestThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3}); err != nil {
-		t.Fatalf("create R3 stream: %v", err)
+	// A meta group that has just formed may drop the first requests (a
+	// leader still catching up): ask again, each try bounded.
+	for {
+		tctx, tcancel := context.WithTimeout(sctx, 5*time.Second)
+		_, err := js.CreateStream(tctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+		tcancel()
+		if err == nil {
+			break
+		}
+		if sctx.Err() != nil {
+			t.Fatalf("create R3 stream: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if _, err := js.Publish(sctx, "t.1", []byte("one")); err != nil {
 		t.Fatal(err)

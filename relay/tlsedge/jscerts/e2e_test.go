@@ -67,7 +67,13 @@ const e2eDomain = "cluster.example.com"
 // orders Pebble received.
 func threeNodes(t *testing.T, wrap func(*Storage) certmagic.Storage, before func(urls []string)) int {
 	urls := startServers(t, 3)
-	httpPort := tlsedgetest.FreePort(t)
+	// The load balancer in front of the nodes' HTTP ports binds first, so
+	// Pebble's validation port cannot be taken by another test meanwhile.
+	lbLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort := lbLn.Addr().(*net.TCPAddr).Port
 	pebble := tlsedgetest.Start(t, tlsedgetest.Options{HTTPPort: httpPort})
 	caPEM, err := os.ReadFile(pebble.ServerRootFile)
 	if err != nil {
@@ -115,11 +121,6 @@ func threeNodes(t *testing.T, wrap func(*Storage) certmagic.Storage, before func
 		nodes[i] = n
 	}
 
-	// the load balancer in front of the nodes' HTTP ports
-	lbLn, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(httpPort))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var next atomic.Int32
 	lb := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := nodes[int(next.Add(1))%len(nodes)]

@@ -2,15 +2,13 @@ package jscerts
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/hookrelay/hookrelay/relay/jsstore/jstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -20,38 +18,7 @@ import (
 // are shut down at the end of the test.
 func startServers(t *testing.T, n int) []string {
 	t.Helper()
-	routePorts := make([]int, n)
-	for i := range routePorts {
-		routePorts[i] = freePort(t)
-	}
-	var urls []string
-	for i := range n {
-		o := &server.Options{
-			ServerName: fmt.Sprintf("jscerts-%d", i),
-			Host:       "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(),
-			NoLog: true, NoSigs: true,
-			JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 256 << 20,
-		}
-		if n > 1 {
-			o.Cluster = server.ClusterOpts{Name: "jscerts", Host: "127.0.0.1", Port: routePorts[i]}
-			for j := range n {
-				if j != i {
-					o.Routes = append(o.Routes, server.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d", routePorts[j]))...)
-				}
-			}
-		}
-		s, err := server.NewServer(o)
-		if err != nil {
-			t.Fatalf("nats server %d: %v", i, err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats server %d not ready", i)
-		}
-		urls = append(urls, s.ClientURL())
-	}
+	urls := jstest.NewCluster(t, n).URLs() // starts again on other ports if one was taken
 	// wait for JetStream (a meta leader, in a cluster) through every server
 	deadline := time.Now().Add(20 * time.Second)
 	for _, u := range urls {
@@ -86,16 +53,6 @@ func connect(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // newStorage opens a Storage on its own connection to url.
