@@ -349,9 +349,10 @@ func cliStartIn(t *testing.T, dir string, env []string, args []string, want ...s
 	case <-p.done:
 		return nil, fmt.Errorf("%s exited before listening: %v\n%s", args[0], p.err, p.Log())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not log the addresses of %v within 30s:\n%s", args[0], want, p.Log())
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("%s did not log the addresses of %v within 30s (killed):\n%s", args[0], want, p.Log())
 	}
-	return nil, nil
 }
 
 // hasAll reports whether addrs has an address for every name.

@@ -98,6 +98,14 @@ routes:
 // clStart starts the nodes at once (each waits for a JetStream quorum).
 func clStart(t *testing.T, nodes ...*clNode) {
 	t.Helper()
+	if err := clTryStart(t, nodes...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clTryStart is clStart returning the first error.
+func clTryStart(t *testing.T, nodes ...*clNode) error {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
 	for i, n := range nodes {
@@ -119,12 +127,10 @@ func clStart(t *testing.T, nodes ...*clNode) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatal(err)
-		}
-		if nodes[i].p == nil {
-			t.Fatalf("node %s did not start", nodes[i].name)
+			return fmt.Errorf("node %s: %w", nodes[i].name, err)
 		}
 	}
+	return nil
 }
 
 // clPost sends a signed sketchpen webhook about vid of type typ.
@@ -246,9 +252,26 @@ func TestClusterThroughBinary(t *testing.T) {
 	}
 	mainT := newEvTarget(t, http.StatusOK)
 	deadT := newEvTarget(t, http.StatusBadRequest)
-	nodes := clCluster(t, mainT.URL, deadT.URL)
 	top := t // processes restarted in subtests live as long as the test
-	clStart(top, nodes...)
+	var nodes []*clNode
+	for try := 1; ; try++ {
+		nodes = clCluster(t, mainT.URL, deadT.URL)
+		err := clTryStart(top, nodes...)
+		if err == nil {
+			break
+		}
+		for _, n := range nodes {
+			if n.p != nil {
+				n.p.kill(t)
+			}
+		}
+		// A port found free may be taken by another test process before
+		// a node binds it: then start again on other ports.
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("starting the cluster again on other ports: %v", err)
+	}
 
 	t.Run("any node accepts", func(t *testing.T) {
 		for _, n := range nodes {
