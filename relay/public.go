@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/hookrelay/hookrelay/relay/ingest"
@@ -43,7 +44,7 @@ func (s *Server) startPublic(ctx context.Context, h *ingest.Handler) error {
 	}
 	var certStore certmagic.Storage
 	if b := s.backend; b != nil && b.js != nil {
-		cs, err := jscerts.New(ctx, b.js, jscerts.Options{Replicas: b.cl.Replicas, Logger: s.log})
+		cs, err := s.openCertStorage(ctx, b)
 		if err != nil {
 			closeListeners(httpsLn, httpLn)
 			return fmt.Errorf("certificate storage in JetStream: %w", err)
@@ -138,6 +139,31 @@ func closeListeners(lns ...net.Listener) {
 	for _, ln := range lns {
 		if ln != nil {
 			ln.Close()
+		}
+	}
+}
+
+// openCertStorage opens the certificate buckets in JetStream. Right after
+// the store opened, a cluster that has just formed may still leave a
+// bucket request unanswered (its meta leader catching up): each try gets
+// its own deadline, and tries go on for quorumWait.
+func (s *Server) openCertStorage(ctx context.Context, b *backend) (*jscerts.Storage, error) {
+	wctx, cancel := context.WithTimeout(ctx, quorumWait)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		tctx, tcancel := context.WithTimeout(wctx, 5*time.Second)
+		cs, err := jscerts.New(tctx, b.js, jscerts.Options{Replicas: b.cl.Replicas, Logger: s.log})
+		tcancel()
+		if err == nil {
+			return cs, nil
+		}
+		if attempt%5 == 1 {
+			s.log.Warn("waiting for JetStream to open the certificate buckets", "err", err)
+		}
+		select {
+		case <-wctx.Done():
+			return nil, err
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -243,15 +243,38 @@ func (s *Storage) get(ctx context.Context, op, key string) (jetstream.KeyValueEn
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.data.Get(ctx, k)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, notExist(op, key)
+	// A read that gets no answer (a stream leader being elected, a
+	// replica catching up right after the cluster formed) is asked again
+	// for up to readRetry: certmagic does not retry a failed load when it
+	// starts managing a domain, so one lost read would leave the node
+	// without its certificate until a restart.
+	deadline := time.Now().Add(readRetry)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		tctx, cancel := context.WithTimeout(ctx, readTry) // a request lost in a reconnect is never answered
+		e, err := s.data.Get(tctx, k)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil, notExist(op, key)
+		case err == nil:
+			return e, nil
+		case ctx.Err() != nil || time.Now().Add(wait).After(deadline):
+			return nil, fmt.Errorf("jscerts: %s %q: %w", op, key, err)
+		}
+		s.log.Debug("read again", "op", op, "key", key, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("jscerts: %s %q: %w", op, key, err)
-	}
-	return e, nil
 }
+
+// readRetry bounds how long a read is tried again (a leader election
+// takes a few seconds).
+const readRetry = 30 * time.Second
+
+// readTry bounds one read.
+const readTry = 5 * time.Second
 
 // Delete removes key and, if key is a directory, every key below it. A
 // missing key is not an error. Keys are purged from the stream (no delete

@@ -3,6 +3,7 @@ package jscerts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/jsstore/jstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -459,5 +461,47 @@ func TestLockContext(t *testing.T) {
 	}
 	if err := a.Unlock(ctx, "held"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLoadAcrossOutage: a Load made while no server answers (all three
+// down: replicas answer reads by themselves) is asked again and answers
+// once they are back, instead of failing: certmagic does not retry a
+// failed load when it starts managing a domain.
+func TestLoadAcrossOutage(t *testing.T) {
+	c := jstest.NewCluster(t, 3)
+	s := newStorage(t, c.URL(0), Options{Bucket: "certs", Replicas: 3})
+	ctx := ctxT(t, 60*time.Second)
+	if err := s.Store(ctx, "certificates/x/x.key", []byte("key")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.Kill(i)
+	}
+	got := make(chan error, 1)
+	go func() {
+		v, err := s.Load(ctx, "certificates/x/x.key")
+		if err == nil && string(v) != "key" {
+			err = fmt.Errorf("loaded %q, want %q", v, "key")
+		}
+		got <- err
+	}()
+	// The load cannot be answered now; give it time to fail at least once
+	// (each try waits up to 5 s) before the servers return.
+	time.Sleep(6 * time.Second)
+	select {
+	case err := <-got:
+		t.Fatalf("Load with every server down returned %v before they were back", err)
+	default:
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Restart(i) }() // each waits for the others to be ready
+	}
+	err := <-got
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Load across the outage: %v", err)
 	}
 }
