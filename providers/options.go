@@ -139,8 +139,17 @@ func (c Common) ToleranceOr(provider string, def time.Duration) (time.Duration, 
 	return c.Tolerance, nil
 }
 
-// FirstKey returns the first key, which signers use.
-func FirstKey(keys []verify.Key) []byte { return keys[0].Bytes }
+// SigningKey returns the key signers use at now: the first one still
+// active (during a rotation an expired first secret is skipped), else the
+// first.
+func SigningKey(keys []verify.Key, now time.Time) []byte {
+	for _, k := range keys {
+		if k.ActiveAt(now) {
+			return k.Bytes
+		}
+	}
+	return keys[0].Bytes
+}
 
 // SetOption sets the option of opts whose yaml tag is key (a provider's
 // own key, as written in the config file) from its text. It fails if opts

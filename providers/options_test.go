@@ -21,8 +21,20 @@ func TestCommonKeys(t *testing.T) {
 	if !keys[0].Expires.IsZero() || !keys[1].Expires.Equal(exp) {
 		t.Errorf("Keys lost the expiry: %v, %v", keys[0].Expires, keys[1].Expires)
 	}
-	if got := providers.FirstKey(keys); string(got) != "a" {
-		t.Errorf("FirstKey = %q, want a", got)
+	if got := providers.SigningKey(keys, exp); string(got) != "a" {
+		t.Errorf("SigningKey = %q, want a", got)
+	}
+	// During a rotation whose first secret has expired, signers use the
+	// next one still active; with none active, the first.
+	rot := []verify.Key{{Bytes: []byte("old"), Expires: exp}, {Bytes: []byte("new")}}
+	if got := providers.SigningKey(rot, exp); string(got) != "new" {
+		t.Errorf("SigningKey past the first secret's expiry = %q, want new", got)
+	}
+	if got := providers.SigningKey(rot, exp.Add(-time.Second)); string(got) != "old" {
+		t.Errorf("SigningKey before the first secret's expiry = %q, want old", got)
+	}
+	if got := providers.SigningKey(rot[:1], exp); string(got) != "old" {
+		t.Errorf("SigningKey with every key expired = %q, want the first", got)
 	}
 
 	upper := func(s string) ([]byte, error) { return []byte(strings.ToUpper(s)), nil }

@@ -57,7 +57,7 @@ type QueryVerifier interface {
 // QuerySigner is implemented by adapters whose requests carry their
 // credential in the URL query: `hookrelay send` adds it to the URL.
 type QuerySigner interface {
-	SignQuery(q url.Values)
+	SignQuery(q url.Values, now time.Time)
 }
 
 // Signer produces the headers a provider would send with body at time now.

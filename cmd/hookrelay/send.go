@@ -122,7 +122,7 @@ func send(c *cli.Context) error {
 			return fmt.Errorf("bad URL: %w", err)
 		}
 		q := u.Query()
-		qs.SignQuery(q)
+		qs.SignQuery(q, time.Now())
 		u.RawQuery = q.Encode()
 		url = u.String()
 	}

@@ -336,7 +336,7 @@ func (a *Adapter) SignWith(h http.Header, body []byte, now time.Time) (http.Head
 	if err != nil {
 		return nil, fmt.Errorf("%s: sign: %w", Name, err)
 	}
-	mac := verify.HMACSHA256(providers.FirstKey(a.secrets), parts...)
+	mac := verify.HMACSHA256(providers.SigningKey(a.secrets, now), parts...)
 	enc := hex.EncodeToString(mac)
 	if a.base64 {
 		enc = base64.StdEncoding.EncodeToString(mac)

@@ -143,7 +143,7 @@ func TestCallbackTokenVectors(t *testing.T) {
 func TestCallbackTokenSignQuery(t *testing.T) {
 	src := tokenSource(t, []providers.Secret{{Value: "cbtok_first"}, {Value: "cbtok_second"}})
 	q := url.Values{"requestId": {"r1"}}
-	src.Adapter.(providers.QuerySigner).SignQuery(q)
+	src.Adapter.(providers.QuerySigner).SignQuery(q, time.Now())
 	if got := q.Get(shortkit.TokenParam); got != "cbtok_first" {
 		t.Fatalf("token = %q, want the first secret", got)
 	}

@@ -185,9 +185,9 @@ func (a *Adapter) VerifyQuery(q url.Values, h http.Header, body []byte, now time
 
 // SignQuery adds the callback-token scheme's token (the first secret) to
 // a callback URL's query.
-func (a *Adapter) SignQuery(q url.Values) {
+func (a *Adapter) SignQuery(q url.Values, now time.Time) {
 	if a.scheme == SchemeCallbackToken {
-		q.Set(TokenParam, string(providers.FirstKey(a.secrets)))
+		q.Set(TokenParam, string(providers.SigningKey(a.secrets, now)))
 	}
 }
 
@@ -327,11 +327,11 @@ func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 		h.Set(a.header, a.value)
 	case SchemeBodyOnly:
 		h.Set(TimestampHeader, now.UTC().Format(time.RFC3339))
-		h.Set(SignatureHeader, hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), body)))
+		h.Set(SignatureHeader, hex.EncodeToString(verify.HMACSHA256(providers.SigningKey(a.secrets, now), body)))
 	default:
 		ts := strconv.FormatInt(now.Unix(), 10)
 		h.Set(TimestampHeader, ts)
-		h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), []byte(ts), []byte("."), body)))
+		h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.SigningKey(a.secrets, now), []byte(ts), []byte("."), body)))
 	}
 	return h, nil
 }

@@ -113,7 +113,7 @@ func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 // with the first configured secret.
 func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	mac := verify.HMACSHA256(providers.FirstKey(a.secrets), []byte(ts), []byte("."), body)
+	mac := verify.HMACSHA256(providers.SigningKey(a.secrets, now), []byte(ts), []byte("."), body)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(TimestampHeader, ts)

@@ -173,6 +173,6 @@ func (a *Adapter) SignWithID(id string, body []byte, now time.Time) (http.Header
 	h.Set("Content-Type", "application/json")
 	h.Set(IDHeader, id)
 	h.Set(TimestampHeader, ts)
-	h.Set(SignatureHeader, verify.StandardSignature(providers.FirstKey(a.keys), id, ts, body))
+	h.Set(SignatureHeader, verify.StandardSignature(providers.SigningKey(a.keys, now), id, ts, body))
 	return h, nil
 }

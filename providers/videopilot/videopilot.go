@@ -94,6 +94,6 @@ func (a *Adapter) ParseDoc(h http.Header, doc map[string]any) providers.Event {
 func (a *Adapter) Sign(body []byte, now time.Time) (http.Header, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), body)))
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.SigningKey(a.secrets, now), body)))
 	return h, nil
 }

@@ -160,7 +160,7 @@ func (a *Adapter) SignDelivery(body []byte, now time.Time, d Delivery) (http.Hea
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.FirstKey(a.secrets), canon)))
+	h.Set(SignatureHeader, SignaturePrefix+hex.EncodeToString(verify.HMACSHA256(providers.SigningKey(a.secrets, now), canon)))
 	if d.WebhookID == "" {
 		d.WebhookID = a.webhookID
 	}
