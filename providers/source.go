@@ -27,13 +27,16 @@ type Source struct {
 	Sensitive []string
 }
 
-// Accept verifies a request (its URL query q, headers and body) and
+// Accept verifies a request (its raw URL query, headers and body) and
 // extracts its event, applying the source's dedupe-key override and,
 // failing everything else, the body-hash fallback. The body is decoded
 // once, for the adapter and the override alike.
-func (s *Source) Accept(q url.Values, h http.Header, body []byte, now time.Time) (Event, error) {
+func (s *Source) Accept(rawQuery string, h http.Header, body []byte, now time.Time) (Event, error) {
 	var err error
 	if qv, ok := s.Adapter.(QueryVerifier); ok {
+		// Parsed only for the adapters that read it (as url.URL.Query
+		// does, a malformed pair is skipped).
+		q, _ := url.ParseQuery(rawQuery)
 		err = qv.VerifyQuery(q, h, body, now)
 	} else {
 		err = s.Adapter.Verify(h, body, now)

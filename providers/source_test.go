@@ -29,7 +29,7 @@ func TestAcceptDedupeOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Set("X-Request-Id", "req_1")
-	ev, err := src.Accept(nil, h, body, now)
+	ev, err := src.Accept("", h, body, now)
 	if err != nil || ev.DedupeKey != "req_1:7" || ev.Type != "video.completed" || ev.Subject != "vid_1" {
 		t.Fatalf("Accept = %+v, %v; want key req_1:7", ev, err)
 	}
@@ -38,7 +38,7 @@ func TestAcceptDedupeOverride(t *testing.T) {
 	if h, err = a.Sign(bad, now); err != nil {
 		t.Fatal(err)
 	}
-	_, err = src.Accept(nil, h, bad, now)
+	_, err = src.Accept("", h, bad, now)
 	_, perr := a.Parse(h, bad)
 	if !errors.Is(err, verify.ErrInvalidJSON) || perr == nil || err.Error() != perr.Error() {
 		t.Fatalf("Accept(not JSON) = %v, want Parse's error %v", err, perr)

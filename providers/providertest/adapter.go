@@ -251,7 +251,7 @@ func Specs(t *testing.T, provider string) {
 						}
 					}
 					src := providers.Source{Name: "spec", Provider: s.Provider, Adapter: a}
-					acc, err := src.Accept(nil, h, body, now)
+					acc, err := src.Accept("", h, body, now)
 					if err != nil {
 						t.Fatalf("%s/%s: Accept: %v", event, uid, err)
 					}

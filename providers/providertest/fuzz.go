@@ -85,7 +85,7 @@ func FuzzVerify(f *testing.F, provider string) {
 			t.Fatalf("Parse: %v, want nil or ErrInvalidJSON", err)
 		}
 		src := providers.Source{Name: "fuzz", Provider: s.v.Provider, Adapter: s.a}
-		if ev, err := src.Accept(nil, h, body, s.v.Now()); err == nil && ev.DedupeKey == "" {
+		if ev, err := src.Accept("", h, body, s.v.Now()); err == nil && ev.DedupeKey == "" {
 			t.Fatal("Accept: empty dedupe key")
 		}
 	})

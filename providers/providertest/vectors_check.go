@@ -51,7 +51,7 @@ func GoldenVectors(t *testing.T, provider string) {
 			}
 
 			src := providers.Source{Name: "test", Provider: v.Provider, Adapter: a}
-			ev, err = src.Accept(nil, h, body, v.Now())
+			ev, err = src.Accept("", h, body, v.Now())
 			if err != nil {
 				t.Fatalf("Accept: %v", err)
 			}

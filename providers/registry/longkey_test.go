@@ -27,7 +27,7 @@ func TestLongDedupeKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := src.Accept(nil, h, body, now)
+		ev, err := src.Accept("", h, body, now)
 		if err != nil {
 			t.Fatalf("Accept: %v", err)
 		}

@@ -77,7 +77,7 @@ func TestCallbackTokenVectors(t *testing.T) {
 			}
 			src := tokenSource(t, secrets)
 			h := http.Header{"Content-Type": {"application/json"}}
-			ev, err := src.Accept(q, h, body, now)
+			ev, err := src.Accept(q.Encode(), h, body, now)
 			if err != nil {
 				t.Fatalf("Accept: %v", err)
 			}
@@ -90,7 +90,7 @@ func TestCallbackTokenVectors(t *testing.T) {
 			token := q.Get(shortkit.TokenParam)
 			refuse := func(name string, q url.Values, at time.Time, src *providers.Source, want error) {
 				t.Helper()
-				_, err := src.Accept(q, h, body, at)
+				_, err := src.Accept(q.Encode(), h, body, at)
 				if !errors.Is(err, want) {
 					t.Errorf("%s: %v, want %v", name, err, want)
 				}
@@ -117,7 +117,7 @@ func TestCallbackTokenVectors(t *testing.T) {
 			for _, order := range [][]string{{"nope", token}, {token, "nope"}} {
 				rep := cloneQuery(q)
 				rep[shortkit.TokenParam] = order
-				if _, err := src.Accept(rep, h, body, now); err != nil {
+				if _, err := src.Accept(rep.Encode(), h, body, now); err != nil {
 					t.Errorf("repeated token %q: %v", order, err)
 				}
 			}
@@ -130,7 +130,7 @@ func TestCallbackTokenVectors(t *testing.T) {
 				}
 			}
 			expiring := tokenSource(t, exp)
-			if _, err := expiring.Accept(q, h, body, now.Add(time.Minute-time.Nanosecond)); err != nil {
+			if _, err := expiring.Accept(q.Encode(), h, body, now.Add(time.Minute-time.Nanosecond)); err != nil {
 				t.Errorf("before expiry: %v", err)
 			}
 			refuse("expired token", q, now.Add(time.Minute), expiring, verify.ErrNoValidSignature)
@@ -157,7 +157,7 @@ func TestCallbackTokenSignQuery(t *testing.T) {
 			t.Errorf("callback-token Sign set header %s: the token belongs in the URL only", k)
 		}
 	}
-	if _, err := src.Accept(q, h, body, time.Now()); err != nil {
+	if _, err := src.Accept(q.Encode(), h, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := src.Adapter.SensitiveHeaders(); len(got) != 0 {

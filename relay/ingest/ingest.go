@@ -219,7 +219,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request, name string) {
 		}
 	}
 	received := h.now()
-	pev, err := src.Accept(r.URL.Query(), r.Header, body, received)
+	pev, err := src.Accept(r.URL.RawQuery, r.Header, body, received)
 	if err != nil {
 		status, outcome := classify(err)
 		reject(status, outcome, err.Error())

@@ -111,7 +111,7 @@ func BenchmarkIngest(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				pev, err := src.Accept(nil, h, body, now)
+				pev, err := src.Accept("", h, body, now)
 				if err != nil {
 					return err
 				}
