@@ -122,4 +122,3 @@ func currentClaim(t *testing.T, st *Store, node string) NodeClaim {
 	}
 	return c
 }
-
