@@ -29,6 +29,10 @@ type backend struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	cl   *config.Cluster
+	// nodeLease holds cl.Node while the node serves (nodeclaim.go); lost
+	// gets an error if another process takes the name over.
+	nodeLease *jsstore.NodeLease
+	lost      chan error
 }
 
 // quorumWait bounds how long a cluster node waits at start for JetStream
@@ -64,6 +68,10 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	case e != nil && mustExist:
 		return nil, errors.New("cluster mode with cluster.nats.embedded: this command needs a running node, and none answered at admin.listen")
 	case e != nil:
+		// A live node with this name: refuse before joining its cluster.
+		if err := checkNodeFree(ctx, cfg, log); err != nil {
+			return nil, err
+		}
 		node, err := natsnode.Start(ctx, natsnode.Options{
 			Cluster: cl.Name, Node: cl.Node, Listen: e.Listen, ClusterListen: e.ClusterListen,
 			Routes: e.Routes, StoreDir: e.StoreDir, Logger: log,
@@ -104,6 +112,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		acancel()
 		if err == nil {
 			b.store = st
+			if !mustExist { // a server, not a CLI command: hold cluster.node
+				if err := b.claimNode(ctx, cfg, log); err != nil {
+					b.close(context.WithoutCancel(ctx))
+					return nil, err
+				}
+			}
 			return b, nil
 		}
 		if attempt%10 == 2 {
@@ -125,6 +139,11 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 // lame-duck mode, handing its leaderships over).
 func (b *backend) close(ctx context.Context) error {
 	var err error
+	if b.nodeLease != nil {
+		b.nodeLease.Release() // the name is free at once: a restart need not wait
+		b.nodeLease = nil
+		close(b.lost) // Release waited for the refresher: nothing sends any more
+	}
 	if b.store != nil {
 		err = b.store.Close(ctx)
 		b.store = nil
