@@ -29,8 +29,10 @@ type backend struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	cl   *config.Cluster
-	// nodeLease holds cl.Node while the node serves (nodeclaim.go); lost
-	// gets an error if another process takes the name over.
+	// A serving node's cluster.node (nodeclaim.go): who it is, its claim
+	// of the name while it serves, and lost, which gets an error if
+	// another process takes the name over.
+	ident     *nodeIdent
 	nodeLease *jsstore.NodeLease
 	lost      chan error
 }
@@ -62,6 +64,9 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	}
 	cl := cfg.Cluster
 	b := &backend{cl: cl}
+	if !mustExist { // a server, not a CLI command: it holds cluster.node
+		b.ident = newNodeIdent(cfg)
+	}
 	var urls []string
 	var opts []nats.Option
 	switch e := cl.NATS.Embedded; {
@@ -69,7 +74,8 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		return nil, errors.New("cluster mode with cluster.nats.embedded: this command needs a running node, and none answered at admin.listen")
 	case e != nil:
 		// A live node with this name: refuse before joining its cluster.
-		if err := checkNodeFree(ctx, cfg, log); err != nil {
+		if err := checkNodeFree(ctx, cfg, b.ident, log); err != nil {
+			b.close(ctx)
 			return nil, err
 		}
 		node, err := natsnode.Start(ctx, natsnode.Options{
@@ -77,6 +83,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 			Routes: e.Routes, StoreDir: e.StoreDir, Logger: log,
 		})
 		if err != nil {
+			b.close(ctx)
 			return nil, err
 		}
 		b.node = node
@@ -112,8 +119,8 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		acancel()
 		if err == nil {
 			b.store = st
-			if !mustExist { // a server, not a CLI command: hold cluster.node
-				if err := b.claimNode(ctx, cfg, log); err != nil {
+			if b.ident != nil {
+				if err := b.claimNode(ctx, b.ident, log); err != nil {
 					b.close(context.WithoutCancel(ctx))
 					return nil, err
 				}
@@ -156,6 +163,8 @@ func (b *backend) close(ctx context.Context) error {
 		b.node.Shutdown(ctx)
 		b.node = nil
 	}
+	b.ident.close() // unlocked last: the store dir is not in use any more
+	b.ident = nil
 	return err
 }
 

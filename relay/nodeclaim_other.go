@@ -2,6 +2,8 @@
 
 package relay
 
-// processAlive cannot tell here: a pid is never provably dead, and an
-// earlier run's claim is waited out (its TTL) instead of taken over.
-func processAlive(int) bool { return true }
+import "os"
+
+// lockFile cannot lock here: an earlier run's claim is never provably
+// this node's own, and is waited out (its TTL) instead of taken over.
+func lockFile(*os.File) bool { return false }

@@ -3,15 +3,13 @@
 package relay
 
 import (
-	"errors"
-	"syscall"
+	"os"
+
+	"golang.org/x/sys/unix"
 )
 
-// processAlive reports whether pid is a running process on this host.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return true // unknown: not provably dead
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// lockFile takes an exclusive advisory lock on f without waiting (the
+// kernel releases it when the process dies).
+func lockFile(f *os.File) bool {
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }
