@@ -148,7 +148,11 @@ func CheckNode(ctx context.Context, js jetstream.JetStream, name string, me Node
 	if name == "" {
 		name = "hookrelay"
 	}
-	st, err := js.Stream(ctx, name)
+	// Each request gets its own deadline: without a quorum JetStream does
+	// not answer at all, and the check must not hold the start up long.
+	sctx, cancel := context.WithTimeout(ctx, readWait)
+	st, err := js.Stream(sctx, name)
+	cancel()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil // a new cluster: no claims at all
 	}
@@ -213,7 +217,12 @@ func acquire(ctx context.Context, st jetstream.Stream, subj string, o NodeClaimO
 	}
 }
 
+// readWait bounds one read of a claim (or of the stream's info).
+const readWait = 3 * time.Second
+
 func readClaim(ctx context.Context, st jetstream.Stream, subj string) (NodeClaim, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, readWait)
+	defer cancel()
 	m, err := st.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return NodeClaim{}, 0, nil
