@@ -108,6 +108,10 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	// JetStream answers once a quorum of the cluster is up: wait for it.
 	wctx, cancel := context.WithTimeout(ctx, quorumWait)
 	defer cancel()
+	var dupName <-chan string // a server with our name: no quorum will come
+	if b.node != nil {
+		dupName = b.node.DuplicateName()
+	}
 	for attempt := 0; ; attempt++ {
 		// Each try gets its own deadline: a request sent before the meta
 		// leader is elected gets no answer at all.
@@ -137,6 +141,9 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 				return nil, fmt.Errorf("open JetStream store: %w", ctx.Err())
 			}
 			return nil, fmt.Errorf("open JetStream store: %w (no quorum within %s: are the other nodes up and cluster.nats.embedded.routes right?)", err, quorumWait)
+		case host := <-dupName:
+			b.close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("cluster.node %q is already used by a running node (the NATS server at %s has that name); give each node its own name", cl.Node, host)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
