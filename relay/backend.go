@@ -29,6 +29,12 @@ type backend struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	cl   *config.Cluster
+	// A serving node's cluster.node (nodeclaim.go): who it is, its claim
+	// of the name while it serves, and lost, which gets an error if
+	// another process takes the name over.
+	ident     *nodeIdent
+	nodeLease *jsstore.NodeLease
+	lost      chan error
 }
 
 // quorumWait bounds how long a cluster node waits at start for JetStream
@@ -58,17 +64,26 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	}
 	cl := cfg.Cluster
 	b := &backend{cl: cl}
+	if !mustExist { // a server, not a CLI command: it holds cluster.node
+		b.ident = newNodeIdent(cfg)
+	}
 	var urls []string
 	var opts []nats.Option
 	switch e := cl.NATS.Embedded; {
 	case e != nil && mustExist:
 		return nil, errors.New("cluster mode with cluster.nats.embedded: this command needs a running node, and none answered at admin.listen")
 	case e != nil:
+		// A live node with this name: refuse before joining its cluster.
+		if err := checkNodeFree(ctx, cfg, b.ident, log); err != nil {
+			b.close(ctx)
+			return nil, err
+		}
 		node, err := natsnode.Start(ctx, natsnode.Options{
 			Cluster: cl.Name, Node: cl.Node, Listen: e.Listen, ClusterListen: e.ClusterListen,
 			Routes: e.Routes, StoreDir: e.StoreDir, Logger: log,
 		})
 		if err != nil {
+			b.close(ctx)
 			return nil, err
 		}
 		b.node = node
@@ -93,6 +108,10 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	// JetStream answers once a quorum of the cluster is up: wait for it.
 	wctx, cancel := context.WithTimeout(ctx, quorumWait)
 	defer cancel()
+	var dupName <-chan string // a server with our name: no quorum will come
+	if b.node != nil {
+		dupName = b.node.DuplicateName()
+	}
 	for attempt := 0; ; attempt++ {
 		// Each try gets its own deadline: a request sent before the meta
 		// leader is elected gets no answer at all.
@@ -104,6 +123,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		acancel()
 		if err == nil {
 			b.store = st
+			if b.ident != nil {
+				if err := b.claimNode(ctx, b.ident, log); err != nil {
+					b.close(context.WithoutCancel(ctx))
+					return nil, err
+				}
+			}
 			return b, nil
 		}
 		if attempt%10 == 2 {
@@ -116,6 +141,9 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 				return nil, fmt.Errorf("open JetStream store: %w", ctx.Err())
 			}
 			return nil, fmt.Errorf("open JetStream store: %w (no quorum within %s: are the other nodes up and cluster.nats.embedded.routes right?)", err, quorumWait)
+		case host := <-dupName:
+			b.close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("cluster.node %q is already used by a running node (the NATS server at %s has that name); give each node its own name", cl.Node, host)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -125,6 +153,11 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 // lame-duck mode, handing its leaderships over).
 func (b *backend) close(ctx context.Context) error {
 	var err error
+	if b.nodeLease != nil {
+		b.nodeLease.Release() // the name is free at once: a restart need not wait
+		b.nodeLease = nil
+		close(b.lost) // Release waited for the refresher: nothing sends any more
+	}
 	if b.store != nil {
 		err = b.store.Close(ctx)
 		b.store = nil
@@ -137,6 +170,8 @@ func (b *backend) close(ctx context.Context) error {
 		b.node.Shutdown(ctx)
 		b.node = nil
 	}
+	b.ident.close() // unlocked last: the store dir is not in use any more
+	b.ident = nil
 	return err
 }
 

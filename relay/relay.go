@@ -110,6 +110,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.backend = b
+	if b.lost != nil { // cluster.node taken over by another process: stop
+		go func() {
+			if err, ok := <-b.lost; ok {
+				s.errc <- err
+			}
+		}()
+	}
 	st := b.store
 	s.metrics = metrics.New(s.queueDepths)
 	s.metrics.ConfigLoaded(time.Now())

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,6 +282,46 @@ func TestClusterThroughBinary(t *testing.T) {
 			if err != nil || status != http.StatusOK || out["status"] != "accepted" {
 				t.Errorf("%s: %d %v %v", n.name, status, out, err)
 			}
+		}
+	})
+
+	t.Run("a second node with a running node's name", func(t *testing.T) {
+		// n1's config copied, with its own ports and directory (as on
+		// another machine): the same cluster.node.
+		text, err := os.ReadFile(nodes[1].cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		data := filepath.Join(dir, "data")
+		cfg := string(text)
+		for re, v := range map[string]string{
+			`(?m)^  listen: "[^"]*"$`:             fmt.Sprintf("  listen: %q", evFreeAddr(t)),
+			`(?m)^      listen: "[^"]*"$`:         fmt.Sprintf("      listen: %q", evFreeAddr(t)),
+			`(?m)^      cluster_listen: "[^"]*"$`: fmt.Sprintf("      cluster_listen: %q", evFreeAddr(t)),
+			`(?m)^  path: "[^"]*"$`:               fmt.Sprintf("  path: %q", data),
+		} {
+			if !regexp.MustCompile(re).MatchString(cfg) {
+				t.Fatalf("no %s in %s", re, cfg)
+			}
+			cfg = regexp.MustCompile(re).ReplaceAllLiteralString(cfg, v)
+		}
+		dup := filepath.Join(dir, "hookrelay.yaml")
+		if err := os.WriteFile(dup, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := cliRun(t, cliEnv(), "serve", "--config", dup)
+		if res.code != 1 || !strings.Contains(res.stderr, `cluster.node "n1" is already used by a running node (host `) ||
+			!strings.Contains(res.stderr, "; give each node its own name") {
+			t.Fatalf("second n1: exit %d, want 1 and the holder named\n%s", res.code, res.stderr)
+		}
+		t.Logf("refused: %s", strings.TrimSpace(res.stderr[strings.LastIndex(strings.TrimSpace(res.stderr), "\n")+1:]))
+		if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused node wrote %s (%v)", data, err)
+		}
+		status, out, err := clPost(t, http.DefaultClient, nodes[1].url(), "video.completed", "after-dup", 1)
+		if err != nil || status != http.StatusOK || out["status"] != "accepted" {
+			t.Errorf("n1 after the refused duplicate: %d %v %v", status, out, err)
 		}
 	})
 

@@ -36,7 +36,14 @@ type Options struct {
 type Node struct {
 	srv  *server.Server
 	opts Options
+	dup  chan string
 }
+
+// DuplicateName gets the host of another server that has this server's
+// name, when its route is refused for that ("Remote server has a duplicate
+// name"): another node runs with this cluster.node. Only the first is kept
+// until it is read.
+func (n *Node) DuplicateName() <-chan string { return n.dup }
 
 // Start starts the server and returns once it accepts client connections.
 // JetStream may still be waiting for a quorum of the cluster: callers wait
@@ -85,7 +92,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	srv.SetLoggerV2(slogLogger{o.Logger}, false, false, false)
+	dup := make(chan string, 1)
+	srv.SetLoggerV2(slogLogger{l: o.Logger, dup: dup}, false, false, false)
 	go srv.Start()
 	deadline := 30 * time.Second
 	if d, ok := ctx.Deadline(); ok {
@@ -96,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		return nil, errors.New("embedded nats: not accepting connections (is cluster.nats.embedded.listen or cluster_listen in use?)")
 	}
 	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes))
-	return &Node{srv: srv, opts: o}, nil
+	return &Node{srv: srv, opts: o, dup: dup}, nil
 }
 
 // ClientURL is the URL clients of this process connect to.
@@ -181,11 +189,32 @@ func splitHostPort(addr string) (string, int, error) {
 // slogLogger adapts slog to the NATS server's logger, one level down: the
 // server is chatty while a cluster forms (routes refused until the other
 // nodes are up, "waiting for a meta leader"), which is normal there.
-type slogLogger struct{ l *slog.Logger }
+type slogLogger struct {
+	l   *slog.Logger
+	dup chan string // see Node.DuplicateName
+}
 
 func (s slogLogger) Noticef(f string, a ...any) { s.l.Debug(fmt.Sprintf(f, a...), "component", "nats") }
 func (s slogLogger) Warnf(f string, a ...any)   { s.l.Info(fmt.Sprintf(f, a...), "component", "nats") }
 func (s slogLogger) Fatalf(f string, a ...any)  { s.l.Error(fmt.Sprintf(f, a...), "component", "nats") }
-func (s slogLogger) Errorf(f string, a ...any)  { s.l.Warn(fmt.Sprintf(f, a...), "component", "nats") }
-func (s slogLogger) Debugf(f string, a ...any)  {}
-func (s slogLogger) Tracef(f string, a ...any)  {}
+func (s slogLogger) Errorf(f string, a ...any) {
+	msg := fmt.Sprintf(f, a...)
+	s.l.Warn(msg, "component", "nats")
+	// nats-server 2.15 logs, for a route from a server with this server's
+	// name, "<ip:port> - rid:<n> - Remote server has a duplicate name: ..."
+	// (route.go, closed with DuplicateServerName). Pinned by
+	// TestDuplicateName.
+	if before, _, ok := strings.Cut(msg, " - Remote server has a duplicate name"); ok {
+		addr, _, _ := strings.Cut(before, " - rid:")
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		select {
+		case s.dup <- host:
+		default:
+		}
+	}
+}
+func (s slogLogger) Debugf(f string, a ...any) {}
+func (s slogLogger) Tracef(f string, a ...any) {}
