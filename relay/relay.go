@@ -282,7 +282,8 @@ func (s *Server) Store() storage.Store {
 	return s.backend.store
 }
 
-// Run blocks until ctx is cancelled or a listener fails, then shuts down
+// Run blocks until ctx is cancelled, a listener fails or (cluster mode)
+// another process took this node's name, then shuts down
 // gracefully: listeners stop accepting and finish requests in flight,
 // delivery workers stop, and the store is closed.
 func (s *Server) Run(ctx context.Context) error {
@@ -290,7 +291,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-s.errc:
-		s.log.Error("listener failed", "err", runErr)
+		s.log.Error("stopping", "err", runErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.D())
 	defer cancel()
