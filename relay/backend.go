@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/hookrelay/hookrelay/relay/config"
+	"github.com/hookrelay/hookrelay/relay/httpx"
 	"github.com/hookrelay/hookrelay/relay/jsstore"
 	"github.com/hookrelay/hookrelay/relay/natsnode"
 	"github.com/hookrelay/hookrelay/relay/storage"
@@ -80,7 +81,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		}
 		node, err := natsnode.Start(ctx, natsnode.Options{
 			Cluster: cl.Name, Node: cl.Node, Listen: e.Listen, ClusterListen: e.ClusterListen,
-			Routes: e.Routes, StoreDir: e.StoreDir, Logger: log,
+			Routes: e.Routes, StoreDir: e.StoreDir, Secret: e.Secret, Logger: log,
 		})
 		if err != nil {
 			b.close(ctx)
@@ -88,6 +89,12 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		}
 		b.node = node
 		urls = []string{node.ClientURL()}
+		if e.Secret != "" {
+			opts = append(opts, nats.Token(e.Secret))
+		} else if !httpx.IsLoopback(e.Listen) || !httpx.IsLoopback(e.ClusterListen) {
+			log.Warn("the embedded NATS server takes anyone who reaches its ports: set cluster.nats.embedded.secret",
+				"listen", e.Listen, "cluster_listen", e.ClusterListen)
+		}
 	default:
 		urls = cl.NATS.URLs
 		if cl.NATS.Credentials != "" {

@@ -183,8 +183,11 @@ func checkNodeFree(ctx context.Context, cfg *config.Config, id *nodeIdent, log *
 	if len(urls) == 0 {
 		return nil
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("hookrelay "+cfg.Cluster.Node+" (name check)"),
-		nats.Timeout(2*time.Second), nats.NoReconnect())
+	copts := []nats.Option{nats.Name("hookrelay " + cfg.Cluster.Node + " (name check)"), nats.Timeout(2 * time.Second), nats.NoReconnect()}
+	if e.Secret != "" {
+		copts = append(copts, nats.Token(e.Secret))
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), copts...)
 	if err != nil {
 		log.Debug("node name check: no other node answered", "err", err)
 		return nil

@@ -16,9 +16,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 const clSecret = "whsec_cluster-test-secret"
+
+// clNATSSecret is the nodes' cluster.nats.embedded.secret.
+const clNATSSecret = "nats-cluster-secret-for-tests"
 
 // clusterScanWait is how long a node takes at most to scan the shared
 // queues again (relay's clusterRescan).
@@ -27,6 +32,7 @@ const clusterScanWait = 3 * time.Second
 // clNode is one hookrelay node of the test cluster.
 type clNode struct {
 	name, cfgPath, admin string
+	natsClient           string // the embedded NATS server's client address
 	p                    *cliProc
 }
 
@@ -49,7 +55,7 @@ func clCluster(t *testing.T, mainURL, deadURL string) []*clNode {
 				routes = append(routes, fmt.Sprintf("%q", "nats://"+route[j]))
 			}
 		}
-		n := &clNode{name: fmt.Sprintf("n%d", i), admin: evFreeAddr(t)}
+		n := &clNode{name: fmt.Sprintf("n%d", i), admin: evFreeAddr(t), natsClient: client[i]}
 		dir := t.TempDir()
 		n.cfgPath = filepath.Join(dir, "hookrelay.yaml")
 		text := fmt.Sprintf(`server:
@@ -71,6 +77,7 @@ cluster:
       listen: %q
       cluster_listen: %q
       routes: [%s]
+      secret: %q
 sources:
   sp:
     provider: sketchpen
@@ -89,7 +96,7 @@ routes:
   - name: failing
     match: {events: ["video.failed"]}
     targets: [dead]
-`, n.admin, evToken, filepath.Join(dir, "data"), n.name, client[i], route[i], strings.Join(routes, ", "), clSecret, mainURL, deadURL)
+`, n.admin, evToken, filepath.Join(dir, "data"), n.name, client[i], route[i], strings.Join(routes, ", "), clNATSSecret, clSecret, mainURL, deadURL)
 		if err := os.WriteFile(n.cfgPath, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -322,6 +329,19 @@ func TestClusterThroughBinary(t *testing.T) {
 		status, out, err := clPost(t, http.DefaultClient, nodes[1].url(), "video.completed", "after-dup", 1)
 		if err != nil || status != http.StatusOK || out["status"] != "accepted" {
 			t.Errorf("n1 after the refused duplicate: %d %v %v", status, out, err)
+		}
+	})
+
+	t.Run("embedded NATS refuses clients without the secret", func(t *testing.T) {
+		nc, err := nats.Connect("nats://"+nodes[0].natsClient, nats.Timeout(2*time.Second), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			t.Fatal("a client without cluster.nats.embedded.secret was let in")
+		}
+		for _, n := range nodes {
+			if strings.Contains(n.p.Log(), clNATSSecret) {
+				t.Errorf("%s logged the NATS secret", n.name)
+			}
 		}
 	})
 

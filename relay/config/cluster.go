@@ -35,7 +35,14 @@ type EmbeddedNATS struct {
 	ClusterListen string   `yaml:"cluster_listen"` // route port, default 127.0.0.1:6222
 	Routes        []string `yaml:"routes"`         // the other nodes' route URLs
 	StoreDir      string   `yaml:"store_dir"`      // default <storage.path>/nats
+	// Secret, when set (the same on every node), is required of every
+	// client and route of the embedded server: without it, anyone who
+	// reaches listen or cluster_listen reads and writes everything.
+	Secret string `yaml:"secret"`
 }
+
+// minNATSSecret is the shortest cluster.nats.embedded.secret taken.
+const minNATSSecret = 16
 
 // clusterDefaults fills the cluster section's omitted keys.
 func (c *Config) clusterDefaults() {
@@ -109,6 +116,9 @@ func (c *Config) validateCluster() error {
 		}
 		if e.StoreDir == "" {
 			return verr("cluster.nats.embedded.store_dir", "required")
+		}
+		if e.Secret != "" && len(e.Secret) < minNATSSecret {
+			return verr("cluster.nats.embedded.secret", "must be at least %d characters (generate one: openssl rand -hex 32)", minNATSSecret)
 		}
 		if cl.Replicas > len(e.Routes)+1 {
 			return verr("cluster.replicas", "%d replicas need at least %d nodes, but this node has %d routes", cl.Replicas, cl.Replicas, len(e.Routes))

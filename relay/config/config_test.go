@@ -187,6 +187,7 @@ func TestBadConfig(t *testing.T) {
 		{"cluster_no_node", 3, "cluster.node", "required"},
 		{"cluster_replicas", 5, "cluster.replicas", "between 1 and 5"},
 		{"cluster_replicas_routes", 5, "cluster.replicas", "3 replicas need at least 3 nodes"},
+		{"cluster_short_secret", 8, "cluster.nats.embedded.secret", "at least 16 characters"},
 		{"small_body_budget", 3, "server.max_buffered_bytes", "at least server.max_body_bytes"},
 		{"negative_min_free", 4, "storage.min_free_bytes", "must not be negative"},
 		{"zero_body_grace", 4, "server.body_grace", "must be positive when server.min_body_rate is set"},

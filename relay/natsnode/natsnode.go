@@ -27,10 +27,18 @@ type Options struct {
 	ClusterListen string   // route host:port
 	Routes        []string // the other nodes' nats://host:port route URLs
 	StoreDir      string   // JetStream's files
-	Logger        *slog.Logger
+	// Secret, when set, is required of every client (as its token) and of
+	// every route (as the password of routeUser), and sent on the routes
+	// this server opens: only the cluster's own nodes get in.
+	Secret string
+	Logger *slog.Logger
 	// LameDuck bounds the lame-duck phase of Shutdown (default 5s).
 	LameDuck time.Duration
 }
+
+// routeUser is the user name routes authenticate with (Options.Secret is
+// the password).
+const routeUser = "hookrelay"
 
 // Node is a running embedded NATS server.
 type Node struct {
@@ -69,6 +77,9 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster.nats.embedded.routes: %w", err)
 		}
+		if o.Secret != "" {
+			u.User = url.UserPassword(routeUser, o.Secret)
+		}
 		routes = append(routes, u)
 	}
 	sopts := &server.Options{
@@ -83,6 +94,10 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		LameDuckDuration:    o.LameDuck,
 		LameDuckGracePeriod: o.LameDuck / 5,
 		MaxPayload:          8 << 20,
+	}
+	if o.Secret != "" {
+		sopts.Authorization = o.Secret
+		sopts.Cluster.Username, sopts.Cluster.Password = routeUser, o.Secret
 	}
 	if len(routes) == 0 {
 		// A single node with no routes: no route listener is needed.

@@ -1,0 +1,97 @@
+package natsnode_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/relay/natsnode"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestSecret: with Options.Secret the nodes that share it form the
+// cluster; a client without it is refused, and a server with another
+// secret never joins (its routes are refused both ways).
+func TestSecret(t *testing.T) {
+	ctx := context.Background()
+	const right, wrong = "cluster-secret-0123456789", "another-secret-0123456789"
+	var client, route [3]int
+	for i := range 3 {
+		client[i], route[i] = freePort(t), freePort(t)
+	}
+	var nodes [3]*natsnode.Node
+	for i, secret := range []string{right, right, wrong} {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
+			}
+		}
+		n, err := natsnode.Start(ctx, natsnode.Options{
+			Cluster: "test", Node: fmt.Sprintf("n%d", i), Secret: secret,
+			Listen: fmt.Sprintf("127.0.0.1:%d", client[i]), ClusterListen: fmt.Sprintf("127.0.0.1:%d", route[i]),
+			Routes: routes, StoreDir: t.TempDir(), LameDuck: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = n
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			n.Shutdown(sctx)
+		})
+	}
+
+	if nc, err := nats.Connect(nodes[0].ClientURL(), nats.Timeout(2*time.Second), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("a client without the secret was let in")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("client without the secret: %v, want an authorization error", err)
+	}
+	if nc, err := nats.Connect(nodes[0].ClientURL(), nats.Token(wrong), nats.Timeout(2*time.Second), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("a client with another node's secret was let in")
+	}
+
+	nc, err := nats.Connect(nodes[1].ClientURL(), nats.Token(right))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two of three configured peers are a quorum: an R2 stream on n0 and
+	// n1 proves their routes work with the secret.
+	sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	for {
+		tctx, tcancel := context.WithTimeout(sctx, 5*time.Second)
+		_, err := js.CreateStream(tctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 2})
+		tcancel()
+		if err == nil {
+			break
+		}
+		if sctx.Err() != nil {
+			t.Fatalf("create R2 stream on the nodes sharing the secret: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	st, err := nodes[0].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Peers {
+		if p.Name == "n2" {
+			t.Fatalf("n2, with another secret, is a peer of n0: %+v", st.Peers)
+		}
+	}
+	if st2, err := nodes[2].Status(); err == nil && st2.MetaLeader != "" {
+		t.Fatalf("n2, alone with another secret, has meta leader %q", st2.MetaLeader)
+	}
+}
