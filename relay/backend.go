@@ -200,6 +200,16 @@ func (b *backend) clusterStatus(ctx context.Context, targets []string) (*admin.C
 			st.Nodes = append(st.Nodes, admin.ClusterNode{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: p.Active, Lag: p.Lag})
 		}
 	}
+	st.Holders = []admin.NodeHolder{}
+	if js, ok := b.store.(*jsstore.Store); ok {
+		claims, err := js.NodeClaims(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range claims {
+			st.Holders = append(st.Holders, admin.NodeHolder{Node: c.Node, Host: c.Host, PID: c.PID, Since: c.Since})
+		}
+	}
 	lister := b.js.ListStreams(ctx)
 	for info := range lister.Info() {
 		cs := admin.ClusterStream{Name: info.Config.Name, Replicas: info.Config.Replicas, Messages: info.State.Msgs,

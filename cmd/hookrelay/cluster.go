@@ -62,6 +62,12 @@ func clusterStatus(c *cli.Context) error {
 	}
 	w.Flush()
 	fmt.Fprintln(out)
+	fmt.Fprintf(w, "HOOKRELAY NODE\tHOST\tPID\tSINCE\n")
+	for _, h := range st.Holders {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", h.Node, h.Host, h.PID, h.Since.UTC().Format(cliTimeFormat))
+	}
+	w.Flush()
+	fmt.Fprintln(out)
 	fmt.Fprintf(w, "STREAM\tREPLICAS\tLEADER\tMESSAGES\tBYTES\tCONSUMERS\n")
 	for _, s := range st.Streams {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%d\n", s.Name, s.Replicas, dash(s.Leader), s.Messages, s.Bytes, s.Consumers)

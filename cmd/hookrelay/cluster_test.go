@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/admin"
 	"github.com/nats-io/nats.go"
 )
 
@@ -477,8 +478,18 @@ func TestClusterThroughBinary(t *testing.T) {
 			}
 		}
 		res = cliRun(t, cliEnv(), "cluster", "status", "--config", nodes[1].cfgPath, "--json")
-		if res.code != 0 || !strings.Contains(res.stdout, `"meta_leader"`) {
-			t.Errorf("cluster status: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		var cs admin.ClusterStatus
+		if err := json.Unmarshal([]byte(res.stdout), &cs); res.code != 0 || err != nil || cs.MetaLeader == "" {
+			t.Fatalf("cluster status: exit %d (%v)\n%s%s", res.code, err, res.stdout, res.stderr)
+		}
+		held := map[string]int{}
+		for _, h := range cs.Holders {
+			held[h.Node] = h.PID
+		}
+		for _, n := range nodes {
+			if held[n.name] != n.p.cmd.Process.Pid {
+				t.Errorf("cluster status holders = %+v, want %s held by pid %d", cs.Holders, n.name, n.p.cmd.Process.Pid)
+			}
 		}
 	})
 

@@ -48,12 +48,15 @@ var ErrNotClustered = errors.New("not in cluster mode (the config has no cluster
 
 // ClusterStatus is what `hookrelay cluster status` shows.
 type ClusterStatus struct {
-	Node       string          `json:"node"`
-	Cluster    string          `json:"cluster"`
-	MetaLeader string          `json:"meta_leader,omitempty"`
-	Nodes      []ClusterNode   `json:"nodes"`
-	Streams    []ClusterStream `json:"streams"`
-	Targets    []TargetPending `json:"targets"`
+	Node       string        `json:"node"`
+	Cluster    string        `json:"cluster"`
+	MetaLeader string        `json:"meta_leader,omitempty"`
+	Nodes      []ClusterNode `json:"nodes"`
+	// Holders are the hookrelay nodes running now, by the cluster.node
+	// each holds (with urls, the only list of nodes there is).
+	Holders []NodeHolder    `json:"holders"`
+	Streams []ClusterStream `json:"streams"`
+	Targets []TargetPending `json:"targets"`
 }
 
 // ClusterNode is one member of the JetStream cluster.
@@ -63,6 +66,15 @@ type ClusterNode struct {
 	Offline bool    `json:"offline,omitempty"`
 	Active  float64 `json:"active_seconds_ago,omitempty"`
 	Lag     uint64  `json:"lag,omitempty"`
+}
+
+// NodeHolder is a running hookrelay node: the cluster.node it holds, and
+// where it runs.
+type NodeHolder struct {
+	Node  string    `json:"node"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	Since time.Time `json:"since"`
 }
 
 // ClusterStream is one JetStream stream (or bucket) hookrelay uses.

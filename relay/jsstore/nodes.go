@@ -343,3 +343,27 @@ func (l *NodeLease) abandon() {
 		<-l.done
 	})
 }
+
+// NodeClaims returns the names held now, one claim per running node (a
+// claim past its TTL is gone). One read per claim.
+func (s *Store) NodeClaims(ctx context.Context) ([]NodeClaim, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var out []NodeClaim
+	var bad error
+	err := s.scan(ctx, s.p+"n.*", func(subj string, r rec) bool {
+		var c NodeClaim
+		if err := json.Unmarshal(r.data, &c); err != nil {
+			bad = fmt.Errorf("node claim %s: %w", subj, err)
+			return false
+		}
+		c.Token, c.Instance = "", "" // the holder's own business
+		out = append(out, c)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, err
+}
