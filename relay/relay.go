@@ -144,7 +144,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.Admin.Listen != "" {
 		svc := &admin.Service{
 			Store: st, Routing: s.adminRouting, Notify: s.engine.Notify, Reloader: s.Reload,
-			PauseChanged: s.engine.RefreshPaused, InFlight: s.inFlight,
+			PauseChanged: s.engine.SetPaused, InFlight: s.inFlight,
 		}
 		if s.cfg.Cluster != nil {
 			svc.Clusterer = func(ctx context.Context) (*admin.ClusterStatus, error) {

@@ -36,9 +36,9 @@ type Service struct {
 	Clusterer func(ctx context.Context) (*ClusterStatus, error)
 	// InFlight, optional, counts a target's attempts running now.
 	InFlight func(ctx context.Context, target string) (int, error)
-	// PauseChanged, optional, tells the delivery engine that a target was
-	// paused or resumed in the store.
-	PauseChanged func(ctx context.Context) error
+	// PauseChanged, optional, tells the delivery engine that target was
+	// just paused (since at) or resumed in the store.
+	PauseChanged func(target string, paused bool, at time.Time)
 	// Poll is how often Replay checks progress (default 50ms).
 	Poll time.Duration
 }

@@ -82,12 +82,15 @@ func (s *Service) SetPaused(ctx context.Context, name string, paused bool) (*Tar
 	if err := s.Store.SetPaused(ctx, name, paused); err != nil {
 		return nil, err
 	}
-	if s.PauseChanged != nil {
-		if err := s.PauseChanged(ctx); err != nil {
-			return nil, err
-		}
-	}
 	all, err := s.Store.Paused(ctx)
+	if s.PauseChanged != nil {
+		// Told whatever happens next: the store has the new state.
+		at, ok := all[name]
+		if paused && !ok {
+			at = time.Now()
+		}
+		s.PauseChanged(name, paused, at)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // are made), and an unknown name.
 func TestTargetsPauseResume(t *testing.T) {
 	env := newReplayEnv(t)
-	env.svc.PauseChanged = env.engine.RefreshPaused
+	env.svc.PauseChanged = env.engine.SetPaused
 	srv := httptest.NewServer(admin.Handler(env.svc, nil, testToken))
 	t.Cleanup(srv.Close)
 	cl := admin.NewClient(strings.TrimPrefix(srv.URL, "http://"), testToken)

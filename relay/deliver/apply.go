@@ -27,7 +27,7 @@ func (e *Engine) Apply(targets []Target) (removed []string) {
 		}
 		d := newDispatcher(e, t)
 		_, paused := e.paused[t.Name]
-		d.paused.Store(paused)
+		d.paused.Store(paused || e.pauseUnknown)
 		next[t.Name] = d
 		if e.ctx == nil {
 			continue // not started: Start runs it

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -111,9 +112,12 @@ type Engine struct {
 	ctx         context.Context      // of the running engine; nil before Start
 	stopped     bool                 // Stop was called: Apply launches nothing
 	paused      map[string]time.Time // paused targets as last read; guarded by mu
-	cancel      context.CancelFunc
-	quit        chan struct{} // closed by Stop: ends the pause refresher
-	wg          sync.WaitGroup
+	// pauseUnknown: the paused targets could not be read at Start, so
+	// every dispatcher is held paused until a read succeeds; guarded by mu.
+	pauseUnknown bool
+	cancel       context.CancelFunc
+	stopRefresh  context.CancelFunc // ends the pause refresher, if one runs
+	wg           sync.WaitGroup
 
 	refreshMu sync.Mutex // one RefreshPaused at a time, so an older read never wins
 }
@@ -132,7 +136,7 @@ func New(st Store, targets []Target, opts Options) *Engine {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "hookrelay"
 	}
-	e := &Engine{store: st, opts: opts, dispatchers: map[string]*dispatcher{}, quit: make(chan struct{})}
+	e := &Engine{store: st, opts: opts, dispatchers: map[string]*dispatcher{}}
 	e.leaser, _ = st.(Leaser)
 	for _, t := range targets {
 		e.dispatchers[t.Name] = newDispatcher(e, t)
@@ -141,22 +145,33 @@ func New(st Store, targets []Target, opts Options) *Engine {
 }
 
 // Start runs every dispatcher until Stop. It first reads which targets
-// are paused, so a paused target gets no attempt after a restart.
+// are paused, so a paused target gets no attempt after a restart; if the
+// store cannot say, every target waits (fail closed) and the read is tried
+// again every second until it succeeds.
 func (e *Engine) Start(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, pauseReadTimeout)
-	if err := e.RefreshPaused(rctx); err != nil {
-		e.opts.Log.Warn("read paused targets", "err", err)
-	}
+	err := e.RefreshPaused(rctx)
 	cancel()
+	if err != nil {
+		e.opts.Log.Warn("cannot read the paused targets: no target gets attempts until they are read", "err", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err != nil {
+		e.pauseUnknown = true
+		for _, d := range e.dispatchers {
+			d.paused.Store(true)
+		}
+	}
 	for _, d := range e.dispatchers {
 		e.launch(d, nil)
 	}
-	if e.opts.PauseRefresh > 0 {
+	if e.opts.PauseRefresh > 0 || err != nil {
+		var refreshCtx context.Context
+		refreshCtx, e.stopRefresh = context.WithCancel(e.ctx)
 		e.wg.Add(1)
-		go e.refreshPausedLoop(e.ctx)
+		go e.refreshPausedLoop(refreshCtx)
 	}
 }
 
@@ -175,41 +190,88 @@ func (e *Engine) RefreshPaused(ctx context.Context) error {
 		return fmt.Errorf("read paused targets: %w", err)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var changed []string
 	for name, d := range e.dispatchers {
-		_, now := p[name]
-		if _, was := e.paused[name]; now != was {
-			if now {
-				e.opts.Log.Info("target paused", "target", name)
-			} else {
-				e.opts.Log.Info("target resumed", "target", name)
-			}
+		_, on := p[name]
+		if _, was := e.paused[name]; on != was {
+			changed = append(changed, name)
 		}
-		d.setPaused(now)
+		d.setPaused(on)
 	}
-	e.paused = p
+	e.paused, e.pauseUnknown = p, false
+	e.mu.Unlock()
+	slices.Sort(changed)
+	for _, name := range changed { // logged outside e.mu: ingest hands over under it
+		e.logPause(name, p)
+	}
 	return nil
 }
 
+// SetPaused applies a pause (paused since at) or a resume of target that
+// was just written to the store, without reading the store again.
+func (e *Engine) SetPaused(target string, paused bool, at time.Time) {
+	e.refreshMu.Lock() // after any read that began before the write
+	defer e.refreshMu.Unlock()
+	e.mu.Lock()
+	next := maps.Clone(e.paused)
+	if next == nil {
+		next = map[string]time.Time{}
+	}
+	_, was := next[target]
+	if paused {
+		next[target] = at
+	} else {
+		delete(next, target)
+	}
+	e.paused = next
+	if d, ok := e.dispatchers[target]; ok && !e.pauseUnknown {
+		d.setPaused(paused)
+	}
+	e.mu.Unlock()
+	if was != paused {
+		e.logPause(target, next)
+	}
+}
+
+func (e *Engine) logPause(target string, paused map[string]time.Time) {
+	if _, on := paused[target]; on {
+		e.opts.Log.Info("target paused", "target", target)
+	} else {
+		e.opts.Log.Info("target resumed", "target", target)
+	}
+}
+
+// refreshPausedLoop reads the paused targets every PauseRefresh (every
+// second, and only until a read succeeds, when the first read failed and
+// there is no PauseRefresh).
 func (e *Engine) refreshPausedLoop(ctx context.Context) {
 	defer e.wg.Done()
-	t := time.NewTicker(e.opts.PauseRefresh)
+	every := e.opts.PauseRefresh
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-e.quit:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, pauseReadTimeout)
-			if err := e.RefreshPaused(rctx); err != nil {
-				e.opts.Log.Warn("refresh paused targets", "err", err)
-			}
+			err := e.RefreshPaused(rctx)
 			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				e.opts.Log.Warn("refresh paused targets", "err", err)
+			case err == nil && e.opts.PauseRefresh <= 0:
+				return // known now; on one node nobody else pauses
+			}
 		}
 	}
 }
 
-// TargetStatus is what the engine knows of a target now.
+// TargetStatus is what the engine knows of a target now (Paused also
+// while the paused targets could not be read yet: it is held).
 type TargetStatus struct {
 	Name     string
 	Paused   bool
@@ -224,7 +286,7 @@ func (e *Engine) Targets() []TargetStatus {
 	out := make([]TargetStatus, 0, len(e.dispatchers))
 	for name, d := range e.dispatchers {
 		at, paused := e.paused[name]
-		out = append(out, TargetStatus{Name: name, Paused: paused, PausedAt: at, InFlight: int(d.inflight.Load())})
+		out = append(out, TargetStatus{Name: name, Paused: paused || e.pauseUnknown, PausedAt: at, InFlight: int(d.inflight.Load())})
 	}
 	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -293,10 +355,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
-	if !e.stopped {
-		close(e.quit)
-	}
 	e.stopped = true
+	if e.stopRefresh != nil {
+		e.stopRefresh()
+	}
 	for _, d := range e.dispatchers {
 		d.stop()
 	}

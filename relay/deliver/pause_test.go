@@ -2,14 +2,17 @@ package deliver_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/deliver"
 	"github.com/hookrelay/hookrelay/relay/delivery"
+	"github.com/hookrelay/hookrelay/relay/store"
 )
 
 // hits counts the requests each path of a test server received.
@@ -102,10 +105,11 @@ func TestPauseRefresh(t *testing.T) {
 		defer cancel()
 		_ = e.Stop(sctx)
 	})
-	if err := st.SetPaused(ctx, "a", true); err != nil {
+	// b first: a read that sees a paused has b too.
+	if err := st.SetPaused(ctx, "b", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetPaused(ctx, "b", true); err != nil {
+	if err := st.SetPaused(ctx, "a", true); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the engine to see the pause", func() bool { return len(e.Targets()) == 1 && e.Targets()[0].Paused })
@@ -136,5 +140,52 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// failingPaused is a store whose Paused fails the first fails times.
+type failingPaused struct {
+	*store.Store
+	fails atomic.Int32
+}
+
+func (f *failingPaused) Paused(ctx context.Context) (map[string]time.Time, error) {
+	if f.fails.Add(-1) >= 0 {
+		return nil, errors.New("store busy")
+	}
+	return f.Store.Paused(ctx)
+}
+
+// TestPauseFailClosed: when the paused targets cannot be read at Start,
+// no target is attempted until they are (a paused one must not get an
+// attempt because the store did not answer), and the read is tried again
+// until it succeeds: then the running targets deliver and the paused one
+// still waits.
+func TestPauseFailClosed(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, t.TempDir())
+	h, srv := hitServer(t)
+	if err := st.SetPaused(ctx, "held", true); err != nil {
+		t.Fatal(err)
+	}
+	held, free := enqueue(t, st, "held"), enqueue(t, st, "free")
+	fp := &failingPaused{Store: st}
+	fp.fails.Store(2) // Start's read and the first retry
+	e := deliver.New(fp, []deliver.Target{testTarget("held", srv.URL+"/held"), testTarget("free", srv.URL+"/free")}, deliver.Options{})
+	e.Start(ctx)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = e.Stop(sctx)
+	})
+	if h.get("/free") != 0 {
+		t.Fatal("a target was attempted before the paused targets were read")
+	}
+	waitDelivery(t, st, free, "free", settled) // the second retry read them
+	if fp.fails.Load() >= 0 {
+		t.Fatalf("delivered before the paused targets were read")
+	}
+	if _, _, d, err := st.LoadDelivery(ctx, held, "held"); err != nil || d.Status != delivery.Pending || d.Tries != 0 || h.get("/held") != 0 {
+		t.Fatalf("the paused target = %+v, %v, %d requests; want pending, untried", d, err, h.get("/held"))
 	}
 }
