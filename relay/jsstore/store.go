@@ -438,9 +438,15 @@ const (
 	errBatchTooManyInflight = 10210
 )
 
+// isConflict reports a refused compare-and-set (wrong last subject
+// sequence), from a batch ack or from a jetstream publish.
 func isConflict(err error) bool {
 	var ae *apiError
-	return errors.As(err, &ae) && (ae.ErrCode == errWrongLastSeq || ae.ErrCode == errWrongLastSeqConstant)
+	if errors.As(err, &ae) {
+		return ae.ErrCode == errWrongLastSeq || ae.ErrCode == errWrongLastSeqConstant
+	}
+	var je *jetstream.APIError
+	return errors.As(err, &je) && (je.ErrorCode == errWrongLastSeq || je.ErrorCode == errWrongLastSeqConstant)
 }
 
 func isRetryable(err error) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -60,7 +61,7 @@ func probe(ctx context.Context, addr string, timeout time.Duration) (RoutePeer, 
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetReadDeadline(d)
 	}
-	line, err := bufio.NewReaderSize(conn, 64<<10).ReadString('\n')
+	line, err := bufio.NewReaderSize(io.LimitReader(conn, 64<<10), 64<<10).ReadString('\n') // an INFO line is a few hundred bytes
 	if err != nil {
 		return RoutePeer{}, false
 	}

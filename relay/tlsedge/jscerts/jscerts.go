@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -258,7 +259,7 @@ func (s *Storage) get(ctx context.Context, op, key string) (jetstream.KeyValueEn
 			return nil, notExist(op, key)
 		case err == nil:
 			return e, nil
-		case ctx.Err() != nil || time.Now().Add(wait).After(deadline):
+		case ctx.Err() != nil || !unanswered(err) || time.Now().Add(wait).After(deadline):
 			return nil, fmt.Errorf("jscerts: %s %q: %w", op, key, err)
 		}
 		s.log.Debug("read again", "op", op, "key", key, "err", err)
@@ -267,6 +268,14 @@ func (s *Storage) get(ctx context.Context, op, key string) (jetstream.KeyValueEn
 		case <-time.After(wait):
 		}
 	}
+}
+
+// unanswered reports an error of a request that got no answer (timeout,
+// no responders: a leader being elected, a reconnect), which asking again
+// may cure; any other error is final.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // readRetry bounds how long a read is tried again (a leader election
