@@ -30,12 +30,10 @@ type backend struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	cl   *config.Cluster
-	// A serving node's cluster.node (nodeclaim.go): who it is, its claim
-	// of the name while it serves, and lost, which gets an error if
-	// another process takes the name over.
+	// A serving node's cluster.node (nodeclaim.go): who it is, and its
+	// claim of the name while it serves.
 	ident     *nodeIdent
 	nodeLease *jsstore.NodeLease
-	lost      chan error
 }
 
 // quorumWait bounds how long a cluster node waits at start for JetStream
@@ -163,7 +161,6 @@ func (b *backend) close(ctx context.Context) error {
 	if b.nodeLease != nil {
 		b.nodeLease.Release() // the name is free at once: a restart need not wait
 		b.nodeLease = nil
-		close(b.lost) // Release waited for the refresher: nothing sends any more
 	}
 	if b.store != nil {
 		err = b.store.Close(ctx)

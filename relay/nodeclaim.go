@@ -135,20 +135,13 @@ func nodeInUse(err error) error {
 }
 
 // claimNode takes cl.Node for this process on the open store, and keeps it
-// until close; b.lost gets the error if another process takes it over.
+// until close (see nodeLost).
 func (b *backend) claimNode(ctx context.Context, id *nodeIdent, log *slog.Logger) error {
 	st, ok := b.store.(*jsstore.Store)
 	if !ok {
 		return nil
 	}
 	o := id.opts(log)
-	b.lost = make(chan error, 1)
-	o.OnLost = func(err error) {
-		select {
-		case b.lost <- fmt.Errorf("cluster.node %q: %w", id.me.Node, err):
-		default:
-		}
-	}
 	lease, err := st.ClaimNode(ctx, id.me, o)
 	if err != nil {
 		return nodeInUse(err)
@@ -207,6 +200,16 @@ func checkNodeFree(ctx context.Context, cfg *config.Config, id *nodeIdent, log *
 	}
 	if err != nil {
 		log.Debug("node name check before joining: no answer (checked again once the store opens)", "err", err)
+	}
+	return nil
+}
+
+// nodeLost waits until a node's name claim l ends and returns why, if
+// another process took the name over (nil after a release).
+func nodeLost(l *jsstore.NodeLease, node string) error {
+	<-l.Done()
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("cluster.node %q: %w", node, err)
 	}
 	return nil
 }

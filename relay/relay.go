@@ -110,9 +110,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.backend = b
-	if b.lost != nil { // cluster.node taken over by another process: stop
+	if l := b.nodeLease; l != nil { // cluster.node taken over by another process: stop
 		go func() {
-			if err, ok := <-b.lost; ok {
+			if err := nodeLost(l, b.cl.Node); err != nil {
 				s.errc <- err
 			}
 		}()

@@ -76,9 +76,6 @@ type NodeClaimOptions struct {
 	// instance of the claimant that is no longer running: its claim is
 	// then replaced at once instead of waited out.
 	Same func(holder NodeClaim) bool
-	// OnLost is called (once, from the refresher) when a refresh finds the
-	// claim held by someone else.
-	OnLost func(error)
 	Logger *slog.Logger
 }
 
@@ -106,7 +103,8 @@ type NodeLease struct {
 	subj string
 	seq  uint64 // of the last write; the refresher's, then Release's
 
-	stop     chan struct{}
+	ctx      context.Context // the refresher's; Release cancels it
+	cancel   context.CancelFunc
 	done     chan struct{}
 	lost     chan struct{}
 	lostErr  error
@@ -126,11 +124,13 @@ func (s *Store) ClaimNode(ctx context.Context, me NodeClaim, o NodeClaimOptions)
 	o.defaults()
 	me.Token = nuid.Next()
 	l := &NodeLease{s: s, me: me, o: o, subj: nodeSubj(s.p, me.Node),
-		stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
+		done: make(chan struct{}), lost: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	seq, err := acquire(ctx, s.stream, l.subj, o, func(ctx context.Context, expected uint64) (uint64, error) {
 		return l.write(ctx, expected)
 	})
 	if err != nil {
+		l.cancel()
 		return nil, err
 	}
 	l.seq = seq
@@ -265,11 +265,11 @@ func (l *NodeLease) refresh() {
 	log := l.o.Logger.With("node", l.me.Node)
 	for {
 		select {
-		case <-l.stop:
+		case <-l.ctx.Done():
 			return
 		case <-t.C:
 		}
-		seq, err := l.write(context.Background(), l.seq)
+		seq, err := l.write(l.ctx, l.seq)
 		if err == nil {
 			l.seq = seq
 			continue
@@ -278,9 +278,7 @@ func (l *NodeLease) refresh() {
 			log.Warn("could not refresh this node's claim of its name (it expires ttl after the last refresh)", "ttl", l.o.TTL, "err", err)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cur, cseq, err := readClaim(ctx, l.s.stream, l.subj)
-		cancel()
+		cur, cseq, err := readClaim(l.ctx, l.s.stream, l.subj)
 		switch {
 		case err != nil:
 			log.Warn("could not read this node's claim of its name", "err", err)
@@ -288,7 +286,7 @@ func (l *NodeLease) refresh() {
 			l.seq = cseq // an earlier refresh was stored, its ack lost
 		case cseq == 0:
 			// Expired (refreshes failed for a whole TTL), nobody took it.
-			if seq, err := l.write(context.Background(), 0); err == nil {
+			if seq, err := l.write(l.ctx, 0); err == nil {
 				l.seq = seq
 				log.Warn("this node's claim of its name had expired (refreshes failed); claimed again")
 			}
@@ -297,9 +295,6 @@ func (l *NodeLease) refresh() {
 			log.Error("another process now holds this node's name (its claim expired while this node could not refresh it): this node stops claiming it",
 				"holder_host", cur.Host, "holder_pid", cur.PID, "holder_since", cur.Since)
 			close(l.lost)
-			if l.o.OnLost != nil {
-				l.o.OnLost(l.lostErr)
-			}
 			return
 		}
 	}
@@ -307,6 +302,9 @@ func (l *NodeLease) refresh() {
 
 // Lost is closed when a refresh found the name held by another process.
 func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
+
+// Done is closed once the lease no longer refreshes: released, or lost.
+func (l *NodeLease) Done() <-chan struct{} { return l.done }
 
 // Err is why the lease was lost (nil while it is held).
 func (l *NodeLease) Err() error {
@@ -321,11 +319,12 @@ func (l *NodeLease) Err() error {
 // Claim is what this lease wrote.
 func (l *NodeLease) Claim() NodeClaim { return l.me }
 
-// Release stops the refreshes and deletes the claim (by its sequence: a
-// claim someone else wrote since stays), so the name is free at once.
+// Release stops the refreshes (a refresh in progress is cut short) and
+// deletes the claim (by its sequence: a claim someone else wrote since
+// stays), so the name is free at once. The delete waits at most 5 s.
 func (l *NodeLease) Release() {
 	l.stopOnce.Do(func() {
-		close(l.stop)
+		l.cancel()
 		<-l.done
 		select {
 		case <-l.lost:
@@ -339,7 +338,7 @@ func (l *NodeLease) Release() {
 // abandon stops the refreshes without releasing (tests: a killed node).
 func (l *NodeLease) abandon() {
 	l.stopOnce.Do(func() {
-		close(l.stop)
+		l.cancel()
 		<-l.done
 	})
 }

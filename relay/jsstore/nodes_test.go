@@ -84,10 +84,7 @@ func TestNodeClaims(t *testing.T) {
 	})
 
 	t.Run("holder finds its claim taken", func(t *testing.T) {
-		lostCh := make(chan error, 1)
-		o := short
-		o.OnLost = func(err error) { lostCh <- err }
-		l := mustClaim(t, a, "n5", "host-a", o)
+		l := mustClaim(t, a, "n5", "host-a", short)
 		// Another process took the name (as after a partition longer than
 		// the TTL): its claim replaces this one.
 		data, _ := json.Marshal(NodeClaim{Node: "n5", Host: "host-b", PID: 99, Since: time.Now(), Token: "other"})
@@ -95,18 +92,15 @@ func TestNodeClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case err := <-lostCh:
+		case <-l.Lost():
 			var inUse *NodeInUseError
-			if !errors.As(err, &inUse) || inUse.Holder.Host != "host-b" || inUse.Holder.PID != 99 {
+			if err := l.Err(); !errors.As(err, &inUse) || inUse.Holder.Host != "host-b" || inUse.Holder.PID != 99 {
 				t.Errorf("lost: %v", err)
 			}
 		case <-time.After(30 * time.Second): // a failure guard, not a timing
 			t.Fatal("the holder never noticed")
 		}
-		<-l.Lost()
-		if l.Err() == nil {
-			t.Error("Err nil after Lost")
-		}
+		<-l.Done()
 		l.Release() // must not delete the new holder's claim
 		if got := currentClaim(t, b, "n5"); got.Host != "host-b" {
 			t.Errorf("after the old holder's release: %+v", got)
