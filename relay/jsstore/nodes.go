@@ -75,7 +75,7 @@ type NodeClaimOptions struct {
 	// Same, if set, reports whether holder is provably an earlier
 	// instance of the claimant that is no longer running: its claim is
 	// then replaced at once instead of waited out.
-	Same func(holder NodeClaim) bool
+	Same   func(holder NodeClaim) bool
 	Logger *slog.Logger
 }
 
