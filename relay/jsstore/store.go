@@ -17,6 +17,7 @@
 //	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 1m)
 //	<p>.l.<target>.<event id>          -> delivery lease         Nats-TTL: lease ttl
 //	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl
+//	<p>.z.<nuid>                       -> a queue scan's barrier (one per Store)  Nats-TTL: 1m
 //
 // Targets that are not plain subject tokens are written "~" + base64url.
 // Queue entries are keyed without their due time, so a delivery has at
@@ -83,9 +84,9 @@
 // Reads go to the stream leader (the stream has no AllowDirect, so the
 // JetStream message-get API answers from the leader): a node reads its own
 // writes and every other node's acknowledged ones. Get is three gets. A
-// queue scan (DueDeliveries, QueueDepth) reads each entry of the target
-// with one request (next message by subject), so it costs one round trip
-// per queued delivery; List and Each take the event ids from one stream
+// queue scan (DueDeliveries, QueueDepth) reads the target's entries
+// through an ephemeral consumer, one round trip per 1000 entries, plus a
+// barrier publish and creating and deleting the consumer (see scan); List and Each take the event ids from one stream
 // info request with a subject filter (every retained event's subject, paged
 // by the server) and then cost three gets per event visited. Fine for
 // thousands of queued deliveries and events per target and query; an index
@@ -172,6 +173,7 @@ type Store struct {
 	dead      chan struct{} // closed once the committers have exited
 	wg        sync.WaitGroup
 	ids       storage.IDGen
+	barrier   string // this Store's scan barrier subject
 	closed    atomic.Bool
 	closeOnce sync.Once
 
@@ -208,7 +210,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("jsstore: bad stream name %q (letters, digits, _ and - only)", opts.Name)
 	}
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
-		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{})}
+		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
+		barrier: opts.Name + ".z." + nuid.Next()}
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
 			return nil, errors.New("jsstore: no NATS connection or URLs")
@@ -510,8 +513,91 @@ func (s *Store) last(ctx context.Context, subj string) (rec, bool, error) {
 	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}, true, nil
 }
 
-// scan calls fn for each message matching filter, in stream order.
+// scan calls fn for every message whose subject matches filter, in stream
+// order, until fn returns false. It reads through an ephemeral pull
+// consumer (acks none, in memory, one replica) that brings up to
+// scanBatch messages a round trip, and deletes it afterwards (it would
+// expire by itself after scanIdle). When no consumer can be made, scan
+// reads one message a request (scanByGet).
+//
+// The consumer reads its own server's copy of the stream, which may be a
+// follower a little behind the leader. So that a scan still sees every
+// write acknowledged before it (read-your-writes, as the leader reads
+// give), it first publishes a barrier message on this Store's own subject
+// (<p>.z.<nuid>, replaced by each scan, Nats-TTL 1m) and reads until the
+// barrier arrives: the consumer delivers in stream order, so by then its
+// copy holds every message stored before the barrier. A subject rewritten
+// during the scan may come twice (old and new value, in that order).
 func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
+	ack, err := s.js.PublishMsg(ctx, newMsg(s.barrier, nil, time.Minute))
+	if err != nil {
+		return fmt.Errorf("%w: scan %s: barrier: %w", storage.ErrUnavailable, filter, err)
+	}
+	c, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects: []string{filter, s.barrier}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: scanIdle,
+	})
+	if err != nil {
+		return s.scanByGet(ctx, filter, fn)
+	}
+	name := c.CachedInfo().Name
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.stream.DeleteConsumer(dctx, name)
+		cancel()
+	}()
+	pending := c.CachedInfo().NumPending
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Ask for no more than is pending (Fetch returns when it has them),
+		// or for one when this copy has not reached the barrier yet.
+		batch, err := c.Fetch(int(min(max(pending, 1), scanBatch)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
+			}
+			pending = md.NumPending
+			if m.Subject() == s.barrier {
+				if md.Sequence.Stream >= ack.Sequence {
+					return nil
+				}
+				continue
+			}
+			if !fn(m.Subject(), rec{seq: md.Sequence.Stream, data: m.Data(), del: m.Headers().Get(hdrOp) == opDel}) {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
+		}
+		if n == 0 {
+			// Nothing within the wait although the barrier is still to
+			// come: report it, the caller scans again soon, rather than
+			// return a partial scan.
+			return fmt.Errorf("%w: scan %s: the barrier did not arrive", storage.ErrUnavailable, filter)
+		}
+	}
+}
+
+// scanBatch is how many messages one scan round trip brings at most;
+// scanIdle is when the server drops a scan's consumer that was not
+// deleted (its node died mid-scan).
+const (
+	scanBatch = 1000
+	scanIdle  = 30 * time.Second
+)
+
+// scanByGet is scan with one request per message (next message by
+// subject), for when no consumer can be made.
+func (s *Store) scanByGet(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
 	seq := uint64(1)
 	for {
 		if err := ctx.Err(); err != nil {
