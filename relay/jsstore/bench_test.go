@@ -148,5 +148,11 @@ func TestDeliveryThroughput(t *testing.T) {
 	t.Logf("%d deliveries in %v: %.0f/s; %d leases refused", n.Load(), el.Round(time.Millisecond), float64(n.Load())/el.Seconds(), refused.Load())
 	if d, err := nodes[2].QueueDepth(bg, "sink"); err != nil || d != 0 {
 		t.Errorf("queue depth after: %d %v", d, err)
+		dues, _, _ := nodes[2].DueDeliveries(bg, "sink", time.Now(), 5, nil)
+		for _, due := range dues {
+			_, _, d, err := nodes[0].LoadDelivery(bg, due.EventID, "sink")
+			q, ok, _ := nodes[0].last(bg, nodes[0].queueSubj("sink", due.EventID))
+			t.Logf("left: %+v: %+v %v; queue %v %+v", due, d, err, ok, q)
+		}
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// tombstoneTTL bounds how long a removed queue entry's tombstone stays
-// when its deletion right after the commit did not happen.
-const tombstoneTTL = time.Minute
+// tombstoneTTL is how long a removed queue entry's tombstone stays: it
+// does its work inside the batch that writes it (the compare-and-set on
+// the entry), and then expires on each server by itself (no RAFT proposal,
+// unlike a delete); scans skip it meanwhile.
+const tombstoneTTL = 2 * time.Second
 
 type queued struct {
 	id  string
@@ -25,18 +27,26 @@ type queued struct {
 
 // queue returns target's live queue entries, oldest due first.
 func (s *Store) queue(ctx context.Context, target string) ([]queued, error) {
-	var out []queued
+	// A scan may bring an entry twice, its old value and then its new one
+	// (see scan): the last one counts.
+	last := map[string]rec{}
 	err := s.scan(ctx, s.queueFilter(target), func(subj string, r rec) bool {
+		if old, ok := last[subj]; !ok || r.seq > old.seq {
+			last[subj] = r
+		}
+		return true
+	})
+	out := make([]queued, 0, len(last))
+	for subj, r := range last {
 		if r.del {
-			return true
+			continue
 		}
 		ns, err := strconv.ParseInt(string(r.data), 10, 64)
 		if err != nil {
-			return true
+			continue
 		}
 		out = append(out, queued{id: subj[strings.LastIndexByte(subj, '.')+1:], due: time.Unix(0, ns)})
-		return true
-	})
+	}
 	slices.SortFunc(out, func(a, b queued) int {
 		if c := a.due.Compare(b.due); c != 0 {
 			return c
@@ -96,9 +106,16 @@ func (s *Store) deliveries(ctx context.Context, id string) ([]delivery.Delivery,
 	return ds, r.seq, nil
 }
 
+// event reads event id (from the cache if it was ingested here).
 func (s *Store) event(ctx context.Context, id string) (*storage.Event, bool, error) {
 	if !validID(id) {
 		return nil, false, nil
+	}
+	if c, ok := s.cache.event(id); ok {
+		var ev storage.Event
+		if err := json.Unmarshal(c.meta, &ev); err == nil && time.Since(ev.ReceivedAt) < s.retention {
+			return &ev, true, nil
+		}
 	}
 	r, ok, err := s.last(ctx, s.metaSubj(id))
 	if err != nil || !ok {
@@ -109,6 +126,16 @@ func (s *Store) event(ctx context.Context, id string) (*storage.Event, bool, err
 		return nil, false, fmt.Errorf("decode event %s: %w", id, err)
 	}
 	return &ev, true, nil
+}
+
+// body reads the raw body of event id (from the cache if it was ingested
+// here and is still retained).
+func (s *Store) body(ctx context.Context, ev *storage.Event) ([]byte, bool, error) {
+	if c, ok := s.cache.event(ev.ID); ok && time.Since(ev.ReceivedAt) < s.retention {
+		return c.raw, true, nil
+	}
+	r, ok, err := s.last(ctx, s.rawSubj(ev.ID))
+	return r.data, ok, err
 }
 
 func find(ds []delivery.Delivery, target string) (delivery.Delivery, int) {
@@ -133,22 +160,23 @@ func (s *Store) LoadDelivery(ctx context.Context, id, target string) (*storage.E
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
-	raw, ok, err := s.last(ctx, s.rawSubj(id))
+	raw, ok, err := s.body(ctx, ev)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
-	ds, _, err := s.deliveries(ctx, id)
+	ds, seq, err := s.deliveries(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	s.cache.putLoaded(target, id, loadedDelivery{ev: ev, ds: ds, seq: seq})
 	d, i := find(ds, target)
 	if i < 0 {
 		d.Status = delivery.Pending
 	}
-	return ev, raw.data, &d, nil
+	return ev, raw, &d, nil
 }
 
 // retentionLeft is how long a rewritten delivery record of ev lives: as
@@ -193,6 +221,25 @@ func (s *Store) queueMsg(target, id string, op delivery.QueueOp, q rec, ok bool)
 
 const maxCASTries = 50
 
+// queueWritten notes the last message m of a committed batch (sequence
+// seq): a queue entry's new sequence and due time for the next
+// compare-and-set, or, for a tombstone, that the delivery is finished (its
+// lease, if this Store holds it, need not be deleted).
+func (s *Store) queueWritten(target, id string, m *nats.Msg, seq uint64) {
+	if m.Subject != s.queueSubj(target, id) {
+		s.cache.dropQueue(target, id) // the entry did not change
+		return
+	}
+	if m.Header.Get(hdrOp) == opDel {
+		s.cache.dropQueue(target, id)
+		s.held.finish(target, id)
+		return
+	}
+	if ns, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil {
+		s.cache.putQueue(target, id, queueState{seq: seq, ns: ns})
+	}
+}
+
 // RecordAttempt applies delivery.Next for the attempt made for queueKey
 // and performs its queue operation, in one compare-and-set batch.
 func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey []byte, r delivery.Result, p delivery.Policy) (delivery.Delivery, error) {
@@ -203,20 +250,43 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 	if !ok || kid != id || kt != target || !validID(id) {
 		return delivery.Delivery{}, fmt.Errorf("record attempt %s/%s: queue key %q is not one of this delivery's", id, target, queueKey)
 	}
+	// The first try writes what this Store last wrote or read (see cache),
+	// without reading; the server refuses it if that is stale, and every
+	// later try reads from the leader.
+	loaded, guess := s.cache.takeLoaded(target, id)
+	if qs, ok := s.cache.queued(target, id); guess && ok && qs.ns == entry.UnixNano() {
+		loaded.qseq = qs.seq
+	} else {
+		guess = false
+	}
 	for try := 0; try < maxCASTries; try++ {
-		if try > 0 {
+		if try > 1 || try == 1 && !guess { // a stale guess needs no backoff
 			if err := sleep(ctx, backoff(try)); err != nil {
 				return delivery.Delivery{}, fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 			}
 		}
-		q, qok, err := s.last(ctx, s.queueSubj(target, id))
-		if err != nil {
-			return delivery.Delivery{}, err
-		}
-		current := qok && !q.del && string(q.data) == strconv.FormatInt(entry.UnixNano(), 10)
-		ev, evok, err := s.event(ctx, id)
-		if err != nil {
-			return delivery.Delivery{}, err
+		var q rec
+		var qok, current, evok bool
+		var ev *storage.Event
+		var ds []delivery.Delivery
+		var aseq uint64
+		if try == 0 && guess {
+			q, qok, current = rec{seq: loaded.qseq, data: []byte(strconv.FormatInt(entry.UnixNano(), 10))}, true, true
+			ev, evok, ds, aseq = loaded.ev, true, loaded.ds, loaded.seq
+		} else {
+			var err error
+			if q, qok, err = s.last(ctx, s.queueSubj(target, id)); err != nil {
+				return delivery.Delivery{}, err
+			}
+			current = qok && !q.del && string(q.data) == strconv.FormatInt(entry.UnixNano(), 10)
+			if ev, evok, err = s.event(ctx, id); err != nil {
+				return delivery.Delivery{}, err
+			}
+			if evok {
+				if ds, aseq, err = s.deliveries(ctx, id); err != nil {
+					return delivery.Delivery{}, err
+				}
+			}
 		}
 		var msgs []*nats.Msg
 		var d delivery.Delivery
@@ -229,10 +299,6 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				msgs = append(msgs, m)
 			}
 		} else {
-			ds, aseq, err := s.deliveries(ctx, id)
-			if err != nil {
-				return delivery.Delivery{}, err
-			}
 			d, _ = find(ds, target)
 			var op delivery.QueueOp
 			d, op = delivery.Next(d, delivery.AttemptedFor(r, entry, current), p)
@@ -241,7 +307,11 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				return delivery.Delivery{}, err
 			}
 			msgs = append(msgs, am)
-			if m := s.queueMsg(target, id, op, q, qok); m != nil {
+			m := s.queueMsg(target, id, op, q, qok)
+			if m == nil && try == 0 && guess {
+				continue // the guessed queue entry would go unchecked: read it
+			}
+			if m != nil {
 				msgs = append(msgs, m)
 			}
 		}
@@ -253,12 +323,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				}
 				return delivery.Delivery{}, fmt.Errorf("%w: record attempt %s/%s: %w", storage.ErrUnavailable, id, target, err)
 			}
-			if last := msgs[len(msgs)-1]; last.Header.Get(hdrOp) == opDel {
-				// The tombstone did its work inside the batch: delete it
-				// (by sequence: a newer entry is another message) so that
-				// scans do not read it; if this fails it expires anyway.
-				_ = s.stream.DeleteMsg(ctx, ack.Seq)
-			}
+			s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
 		}
 		if !current && evok {
 			return d, storage.ErrSuperseded
@@ -305,12 +370,14 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		if m := s.queueMsg(target, id, op, q, qok); m != nil {
 			msgs = append(msgs, m)
 		}
-		if _, err := s.commit(ctx, msgs, nil); err != nil {
+		ack, err := s.commit(ctx, msgs, nil)
+		if err != nil {
 			if isConflict(err) || isRetryable(err) {
 				continue
 			}
 			return fmt.Errorf("%w: requeue %s/%s: %w", storage.ErrUnavailable, id, target, err)
 		}
+		s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
 		return nil
 	}
 	return fmt.Errorf("%w: requeue %s/%s: too many conflicts", storage.ErrUnavailable, id, target)

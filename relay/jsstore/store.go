@@ -174,6 +174,9 @@ type Store struct {
 	wg        sync.WaitGroup
 	ids       storage.IDGen
 	barrier   string // this Store's scan barrier subject
+	slots     slotPool
+	held      heldLeases
+	cache     cache
 	closed    atomic.Bool
 	closeOnce sync.Once
 
@@ -275,6 +278,7 @@ func (s *Store) Close(ctx context.Context) error {
 		close(s.stop)
 		s.wg.Wait()
 		close(s.dead)
+		s.slots.close(s)
 		if s.ownConn {
 			_ = s.nc.Drain()
 			s.nc.Close()
@@ -358,6 +362,7 @@ func (s *Store) delivSubj(id string) string    { return s.p + "a." + id }
 func (s *Store) queueSubj(t, id string) string { return s.p + "q." + token(t) + "." + id }
 func (s *Store) queueFilter(t string) string   { return s.p + "q." + token(t) + ".*" }
 func (s *Store) leaseSubj(t, id string) string { return s.p + "l." + token(t) + "." + id }
+func (s *Store) slotFilter(t string) string    { return s.p + "s." + token(t) + ".*" }
 func (s *Store) slotSubj(t string, n int) string {
 	return s.p + "s." + token(t) + "." + strconv.Itoa(n)
 }
@@ -538,6 +543,7 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r 
 		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: scanIdle,
 	})
 	if err != nil {
+		s.log.Debug("scan: no consumer, reading one by one", "filter", filter, "err", err)
 		return s.scanByGet(ctx, filter, fn)
 	}
 	name := c.CachedInfo().Name
@@ -547,7 +553,7 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r 
 		cancel()
 	}()
 	pending := c.CachedInfo().NumPending
-	for {
+	for try := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -575,7 +581,16 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r 
 				return nil
 			}
 		}
-		if err := batch.Error(); err != nil {
+		if err := batch.Error(); n == 0 && errors.Is(err, nats.ErrNoResponders) && try < 20 {
+			// The consumer is on another server whose interest has not
+			// reached this one yet (it propagates over the routes apart
+			// from the creation's answer): ask again shortly.
+			try++
+			if err := sleep(ctx, time.Duration(try)*5*time.Millisecond); err != nil {
+				return err
+			}
+			continue
+		} else if err != nil {
 			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
 		}
 		if n == 0 {
@@ -608,7 +623,7 @@ func (s *Store) scanByGet(ctx context.Context, filter string, fn func(subj strin
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
+			return fmt.Errorf("%w: scan %s (by get): %w", storage.ErrUnavailable, filter, err)
 		}
 		if !fn(m.Subject, rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}) {
 			return nil
@@ -788,8 +803,11 @@ func (s *Store) commitGroup(group []*ingestReq) {
 			msgs = append(msgs, r.msgs...)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := s.commit(cctx, msgs, func() error { return s.step("batch") })
+		ack, err := s.commit(cctx, msgs, func() error { return s.step("batch") })
 		ccancel()
+		if err == nil {
+			s.remember(group, ack.Seq, len(msgs))
+		}
 		if err == nil {
 			// Tests: "ack" makes a stored batch look unacknowledged (a
 			// lost ack or a timeout), so that it is tried again.
@@ -832,6 +850,23 @@ func (s *Store) commitGroup(group []*ingestReq) {
 			answer(group, fmt.Errorf("%w: store event: %w", storage.ErrUnavailable, err))
 			return
 		}
+	}
+}
+
+// remember caches the events and queue entries of group, committed as
+// one batch of n messages whose last got sequence last. The batch's
+// messages are stored in order with consecutive sequences (one RAFT
+// entry applied at once); were they not, a queue sequence guessed here
+// would only make one compare-and-set fail (see cache).
+func (s *Store) remember(group []*ingestReq, last uint64, n int) {
+	seq := last - uint64(n) // before the first message
+	for _, r := range group {
+		s.cache.putEvent(r.ev.ID, r.msgs[1].Data, r.msgs[2].Data)
+		first := len(r.msgs) - len(r.ev.Targets) // the queue entries come last
+		for i, t := range r.ev.Targets {
+			s.cache.putQueue(t, r.ev.ID, queueState{seq: seq + uint64(first+i) + 1, ns: r.ev.ReceivedAt.UnixNano()})
+		}
+		seq += uint64(len(r.msgs))
 	}
 }
 
