@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 )
 
 // TestThroughput (JSSTORE_BENCH=1) ingests 1 KiB webhooks from 64
-// writers for 3 s through a single server (replicas 1) and a 3-server
+// writers (JSSTORE_WRITERS) for 3 s through a single server (replicas 1) and a 3-server
 // cluster (replicas 3, writers spread over the servers).
 func TestThroughput(t *testing.T) {
 	if os.Getenv("JSSTORE_BENCH") == "" {
@@ -28,7 +29,11 @@ func TestThroughput(t *testing.T) {
 		var lat []time.Duration
 		stop := time.Now().Add(3 * time.Second)
 		var wg sync.WaitGroup
-		for g := range 64 {
+		writers := 64
+		if w, err := strconv.Atoi(os.Getenv("JSSTORE_WRITERS")); err == nil && w > 0 {
+			writers = w
+		}
+		for g := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

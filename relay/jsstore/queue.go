@@ -92,50 +92,76 @@ func (s *Store) QueueDepth(ctx context.Context, target string) (int, error) {
 	return len(q), err
 }
 
-// deliveries reads event id's delivery records and the record's sequence
-// (0 if none).
-func (s *Store) deliveries(ctx context.Context, id string) ([]delivery.Delivery, uint64, error) {
-	r, ok, err := s.last(ctx, s.delivSubj(id))
-	if err != nil || !ok {
-		return []delivery.Delivery{}, 0, err
+// deliveries reads ev's delivery records and the record's sequence (0 if
+// none: then they are the initial ones, see initialDeliveries).
+func (s *Store) deliveries(ctx context.Context, ev *storage.Event) ([]delivery.Delivery, uint64, error) {
+	r, ok, err := s.last(ctx, s.delivSubj(ev.ID))
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return initialDeliveries(ev), 0, nil
 	}
 	ds := []delivery.Delivery{}
 	if err := json.Unmarshal(r.data, &ds); err != nil {
-		return nil, 0, fmt.Errorf("decode deliveries of %s: %w", id, err)
+		return nil, 0, fmt.Errorf("decode deliveries of %s: %w", ev.ID, err)
 	}
 	return ds, r.seq, nil
 }
 
+// initialDeliveries are the delivery records of ev as ingested (pending,
+// due at receipt, one per target): Ingest does not write them, the first
+// recorded attempt or replay does.
+func initialDeliveries(ev *storage.Event) []delivery.Delivery {
+	ds := make([]delivery.Delivery, 0, len(ev.Targets))
+	for _, t := range ev.Targets {
+		d, _ := delivery.Next(delivery.Delivery{Target: t}, delivery.IngestedAt(ev.ReceivedAt), delivery.Policy{})
+		ds = append(ds, d)
+	}
+	return sortDeliveries(ds)
+}
+
 // event reads event id (from the cache if it was ingested here).
 func (s *Store) event(ctx context.Context, id string) (*storage.Event, bool, error) {
+	ev, _, ok, err := s.eventBody(ctx, id, false)
+	return ev, ok, err
+}
+
+// eventBody reads event id and, with body, its raw body: one read of its
+// record, or none if it was ingested here and is still retained.
+func (s *Store) eventBody(ctx context.Context, id string, body bool) (*storage.Event, []byte, bool, error) {
 	if !validID(id) {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if c, ok := s.cache.event(id); ok {
 		var ev storage.Event
 		if err := json.Unmarshal(c.meta, &ev); err == nil && time.Since(ev.ReceivedAt) < s.retention {
-			return &ev, true, nil
+			return &ev, c.raw, true, nil
 		}
 	}
 	r, ok, err := s.last(ctx, s.metaSubj(id))
 	if err != nil || !ok {
-		return nil, false, err
+		return nil, nil, false, err
+	}
+	meta, raw := r.data, []byte(nil)
+	n, err := strconv.Atoi(r.hdr.Get(hdrMeta))
+	inline := err == nil && n >= 0 && n <= len(r.data)
+	if inline {
+		meta, raw = r.data[:n], r.data[n:]
 	}
 	var ev storage.Event
-	if err := json.Unmarshal(r.data, &ev); err != nil {
-		return nil, false, fmt.Errorf("decode event %s: %w", id, err)
+	if err := json.Unmarshal(meta, &ev); err != nil {
+		return nil, nil, false, fmt.Errorf("decode event %s: %w", id, err)
 	}
-	return &ev, true, nil
-}
-
-// body reads the raw body of event id (from the cache if it was ingested
-// here and is still retained).
-func (s *Store) body(ctx context.Context, ev *storage.Event) ([]byte, bool, error) {
-	if c, ok := s.cache.event(ev.ID); ok && time.Since(ev.ReceivedAt) < s.retention {
-		return c.raw, true, nil
+	if body && !inline {
+		// Written before events and bodies shared a message.
+		rr, ok, err := s.last(ctx, s.rawSubj(id))
+		if err != nil || !ok {
+			return nil, nil, false, err
+		}
+		raw = rr.data
 	}
-	r, ok, err := s.last(ctx, s.rawSubj(ev.ID))
-	return r.data, ok, err
+	return &ev, raw, true, nil
 }
 
 func find(ds []delivery.Delivery, target string) (delivery.Delivery, int) {
@@ -153,21 +179,14 @@ func (s *Store) LoadDelivery(ctx context.Context, id, target string) (*storage.E
 	if err := s.check(); err != nil {
 		return nil, nil, nil, err
 	}
-	ev, ok, err := s.event(ctx, id)
+	ev, raw, ok, err := s.eventBody(ctx, id, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
-	raw, ok, err := s.body(ctx, ev)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if !ok {
-		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
-	}
-	ds, seq, err := s.deliveries(ctx, id)
+	ds, seq, err := s.deliveries(ctx, ev)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -283,7 +302,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				return delivery.Delivery{}, err
 			}
 			if evok {
-				if ds, aseq, err = s.deliveries(ctx, id); err != nil {
+				if ds, aseq, err = s.deliveries(ctx, ev); err != nil {
 					return delivery.Delivery{}, err
 				}
 			}
@@ -352,7 +371,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		if !ok {
 			return fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 		}
-		ds, aseq, err := s.deliveries(ctx, id)
+		ds, aseq, err := s.deliveries(ctx, ev)
 		if err != nil {
 			return err
 		}

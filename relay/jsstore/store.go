@@ -392,6 +392,7 @@ func parseQueueKey(k []byte) (target, id string, due time.Time, ok bool) {
 // ---- headers ----
 
 const (
+	hdrMeta = "Hr-Meta" // on an event record: length of its JSON, the body follows
 	hdrOp   = "Hr-Op"
 	hdrTTL  = "Nats-TTL"
 	hdrExpS = "Nats-Expected-Last-Subject-Sequence"
@@ -504,6 +505,7 @@ type rec struct {
 	seq  uint64
 	data []byte
 	del  bool
+	hdr  nats.Header
 }
 
 // last returns the message on subj (leader read); ok false if none.
@@ -515,7 +517,7 @@ func (s *Store) last(ctx context.Context, subj string) (rec, bool, error) {
 	if err != nil {
 		return rec{}, false, fmt.Errorf("%w: get %s: %w", storage.ErrUnavailable, subj, err)
 	}
-	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}, true, nil
+	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel, hdr: m.Header}, true, nil
 }
 
 // scan calls fn for every message whose subject matches filter, in stream
@@ -647,6 +649,8 @@ const (
 type ingestReq struct {
 	ev   *storage.Event
 	tok  string
+	meta []byte // ev's JSON
+	raw  []byte
 	msgs []*nats.Msg
 	size int
 	res  storage.Result // the answer if the batch commits
@@ -686,23 +690,19 @@ func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	res := storage.Result{ID: ev.ID}
-	var ds []delivery.Delivery
 	for _, t := range ev.Targets {
-		d, _ := delivery.Next(delivery.Delivery{Target: t}, delivery.IngestedAt(ev.ReceivedAt), delivery.Policy{})
-		ds = append(ds, d)
 		res.Queued = append(res.Queued, storage.Due{EventID: ev.ID, Target: t, At: ev.ReceivedAt, Key: queueKey(t, ev.ID, ev.ReceivedAt)})
 	}
+	// The event and its body are one message; the delivery records are
+	// not written yet (initialDeliveries stands for them until the first
+	// attempt is recorded).
+	data := make([]byte, 0, len(meta)+len(raw))
+	data = append(append(data, meta...), raw...)
+	rm := newMsg(s.metaSubj(ev.ID), data, s.retention)
+	rm.Header.Set(hdrMeta, strconv.Itoa(len(meta)))
 	msgs := []*nats.Msg{
 		expect(newMsg(s.claimSubj(tok), []byte(ev.ID), s.window), 0),
-		newMsg(s.metaSubj(ev.ID), meta, s.retention),
-		newMsg(s.rawSubj(ev.ID), raw, s.retention),
-	}
-	if len(ds) > 0 {
-		b, err := json.Marshal(sortDeliveries(ds))
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, newMsg(s.delivSubj(ev.ID), b, s.retention))
+		rm,
 	}
 	for _, t := range ev.Targets {
 		msgs = append(msgs, newMsg(s.queueSubj(t, ev.ID), []byte(strconv.FormatInt(ev.ReceivedAt.UnixNano(), 10)), 0))
@@ -711,7 +711,7 @@ func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {
 	for _, m := range msgs {
 		size += len(m.Subject) + len(m.Data) + 64
 	}
-	return &ingestReq{ev: ev, tok: tok, msgs: msgs, size: size, res: res, done: make(chan ingestResp, 1)}, nil
+	return &ingestReq{ev: ev, tok: tok, meta: meta, raw: raw, msgs: msgs, size: size, res: res, done: make(chan ingestResp, 1)}, nil
 }
 
 // commitLoop is one group committer.
@@ -861,7 +861,7 @@ func (s *Store) commitGroup(group []*ingestReq) {
 func (s *Store) remember(group []*ingestReq, last uint64, n int) {
 	seq := last - uint64(n) // before the first message
 	for _, r := range group {
-		s.cache.putEvent(r.ev.ID, r.msgs[1].Data, r.msgs[2].Data)
+		s.cache.putEvent(r.ev.ID, r.meta, r.raw)
 		first := len(r.msgs) - len(r.ev.Targets) // the queue entries come last
 		for i, t := range r.ev.Targets {
 			s.cache.putQueue(t, r.ev.ID, queueState{seq: seq + uint64(first+i) + 1, ns: r.ev.ReceivedAt.UnixNano()})
