@@ -232,6 +232,11 @@ func TestCluster(t *testing.T) {
 		}
 		rel()
 		rel() // twice is harmless
+		// B found every slot taken and refuses for a moment without
+		// asking (slotFullFor); past that moment it asks again.
+		b.slots.mu.Lock()
+		delete(b.slots.full, "media")
+		b.slots.mu.Unlock()
 		rel3, err := b.Lease(bg, "media", "E3", time.Minute, 2)
 		if err != nil {
 			t.Fatalf("B lease E3 after A released: %v", err)

@@ -33,6 +33,9 @@ import (
 // once per delivery. Cost per lease: one publish (the delivery lease),
 // plus, when no kept slot fits, one publish per slot tried and one stream
 // info request listing the taken slots if the first one tried is taken.
+// With every slot taken, Lease waits up to slotWait for one (a slot this
+// node gives back, or one found free by asking again every slotFullFor)
+// before it refuses.
 func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration, maxInFlight int) (release func(), err error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -151,6 +154,12 @@ const (
 	slotSpare = 3 * time.Second
 	slotHold  = 2 * time.Second
 	slotIdle  = 200 * time.Millisecond
+	// slotFullFor: after finding every slot of a target taken, a Store
+	// does not ask the cluster again for this long (its leases wait for
+	// its own slots meanwhile); slotWait is how long a lease waits for a
+	// slot before it is refused.
+	slotFullFor = 50 * time.Millisecond
+	slotWait    = time.Second
 )
 
 // slot is one in-flight slot this Store holds.
@@ -168,10 +177,13 @@ type slot struct {
 // target takes one without a round trip. A kept slot still counts against the target's max_in_flight: the
 // cluster-wide bound holds, it only stays with this node a little longer.
 type slotPool struct {
-	mu     sync.Mutex
-	free   map[string][]*slot // by target
-	busy   map[string]int     // slots of each target in use by leases
-	closed bool
+	mu      sync.Mutex
+	free    map[string][]*slot   // by target
+	busy    map[string]int       // slots of each target in use by leases
+	full    map[string]time.Time // target -> until when not to ask the cluster again
+	wake    chan struct{}        // closed when a slot is kept (waiting leases look)
+	waiting map[string]int       // leases waiting in take, by target
+	closed  bool
 }
 
 func (p *slotPool) inUse(target string, d int) {
@@ -183,21 +195,81 @@ func (p *slotPool) inUse(target string, d int) {
 	}
 }
 
-// take returns a kept slot of target good for ttl more, or takes a free one.
+// take returns a kept slot of target good for ttl more, or takes a free
+// one. When every slot is taken it waits, up to slotWait, for one of this
+// Store's own slots to come back (see put) or, once per slotFullFor, asks
+// the cluster again: a worker waiting here costs nothing, where a refused
+// lease sends its delivery back to the engine for a while.
 func (p *slotPool) take(ctx context.Context, s *Store, target string, ttl time.Duration, maxInFlight int) (*slot, error) {
-	now := time.Now()
-	p.mu.Lock()
+	deadline := time.Now().Add(slotWait)
+	for {
+		now := time.Now()
+		p.mu.Lock()
+		if sl := p.kept(target, ttl, maxInFlight, now); sl != nil {
+			p.inUse(target, 1)
+			p.mu.Unlock()
+			return sl, nil
+		}
+		until, full := p.full[target]
+		full = full && now.Before(until)
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		if p.waiting == nil {
+			p.waiting = map[string]int{}
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		if !full {
+			sl, err := p.acquire(ctx, s, target, ttl, maxInFlight)
+			if err == nil || !errors.Is(err, ErrLeased) {
+				return sl, err
+			}
+			until = time.Now().Add(slotFullFor)
+		}
+		if !now.Before(deadline) {
+			return nil, fmt.Errorf("target %s: all %d in-flight slots taken: %w", target, maxInFlight, ErrLeased)
+		}
+		p.mu.Lock()
+		p.waiting[target]++
+		p.mu.Unlock()
+		t := time.NewTimer(min(time.Until(until), time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+		p.mu.Lock()
+		if p.waiting[target]--; p.waiting[target] <= 0 {
+			delete(p.waiting, target)
+		}
+		p.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: lease slot of %s: %w", storage.ErrUnavailable, target, ctx.Err())
+		}
+	}
+}
+
+// kept removes and returns a kept slot of target good for ttl more, if
+// any (the lock held).
+func (p *slotPool) kept(target string, ttl time.Duration, maxInFlight int, now time.Time) *slot {
 	free := p.free[target]
 	for i := len(free) - 1; i >= 0; i-- {
 		sl := free[i]
 		if sl.n < maxInFlight && sl.expires.Sub(now) >= ttl && sl.idle.Stop() {
 			p.free[target] = append(free[:i], free[i+1:]...)
-			p.inUse(target, 1)
-			p.mu.Unlock()
-			return sl, nil
+			return sl
 		}
 	}
-	p.mu.Unlock()
+	return nil
+}
+
+// acquire takes a free slot of target from the cluster: one publish on a
+// random slot, and if that is taken one stream info request listing the
+// taken ones and a publish per slot left. Finding none free, it marks
+// the target full for slotFullFor.
+func (p *slotPool) acquire(ctx context.Context, s *Store, target string, ttl time.Duration, maxInFlight int) (*slot, error) {
 	try := func(n int) (*slot, error) {
 		taken := time.Now()
 		life := ttl + slotSpare
@@ -238,17 +310,23 @@ func (p *slotPool) take(ctx context.Context, s *Store, target string, ttl time.D
 			return sl, err
 		}
 	}
+	p.mu.Lock()
+	if p.full == nil {
+		p.full = map[string]time.Time{}
+	}
+	p.full[target] = time.Now().Add(slotFullFor)
+	p.mu.Unlock()
 	return nil, fmt.Errorf("target %s: all %d in-flight slots taken: %w", target, maxInFlight, ErrLeased)
 }
 
 // put keeps sl for the next lease of its target while other leases of the
-// target are in flight here (the node is busy with it: more are coming),
-// and gives it back when the node is not, when it was held for slotHold,
+// target are in flight or waiting here (the node is busy with it: more are
+// coming), and gives it back when the node is not, when it was held for slotHold,
 // or when the Store is closing.
 func (p *slotPool) put(s *Store, sl *slot) {
 	p.mu.Lock()
 	p.inUse(sl.target, -1)
-	if p.closed || p.busy[sl.target] == 0 || time.Since(sl.taken) >= slotHold {
+	if p.closed || p.busy[sl.target]+p.waiting[sl.target] == 0 || time.Since(sl.taken) >= slotHold {
 		p.mu.Unlock()
 		s.remove([]uint64{sl.seq})
 		return
@@ -258,6 +336,10 @@ func (p *slotPool) put(s *Store, sl *slot) {
 	}
 	p.free[sl.target] = append(p.free[sl.target], sl)
 	sl.idle = time.AfterFunc(slotIdle, func() { p.expire(s, sl) })
+	if p.wake != nil {
+		close(p.wake) // a lease waiting for a slot may take this one
+		p.wake = nil
+	}
 	p.mu.Unlock()
 }
 

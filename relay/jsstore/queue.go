@@ -1,6 +1,7 @@
 package jsstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,45 +16,16 @@ import (
 )
 
 // tombstoneTTL is how long a removed queue entry's tombstone stays: it
-// does its work inside the batch that writes it (the compare-and-set on
-// the entry), and then expires on each server by itself (no RAFT proposal,
-// unlike a delete); scans skip it meanwhile.
-const tombstoneTTL = 2 * time.Second
+// does its compare-and-set work inside the batch that writes it, tells the
+// queue views that read within viewMaxGap that the entry is gone, and then
+// expires on each server by itself (no RAFT proposal, unlike a delete).
+const tombstoneTTL = 2 * time.Minute
 
 type queued struct {
 	id  string
 	due time.Time
-}
-
-// queue returns target's live queue entries, oldest due first.
-func (s *Store) queue(ctx context.Context, target string) ([]queued, error) {
-	// A scan may bring an entry twice, its old value and then its new one
-	// (see scan): the last one counts.
-	last := map[string]rec{}
-	err := s.scan(ctx, s.queueFilter(target), func(subj string, r rec) bool {
-		if old, ok := last[subj]; !ok || r.seq > old.seq {
-			last[subj] = r
-		}
-		return true
-	})
-	out := make([]queued, 0, len(last))
-	for subj, r := range last {
-		if r.del {
-			continue
-		}
-		ns, err := strconv.ParseInt(string(r.data), 10, 64)
-		if err != nil {
-			continue
-		}
-		out = append(out, queued{id: subj[strings.LastIndexByte(subj, '.')+1:], due: time.Unix(0, ns)})
-	}
-	slices.SortFunc(out, func(a, b queued) int {
-		if c := a.due.Compare(b.due); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	return out, err
+	ns  int64 // due, unix ns
+	seq uint64
 }
 
 // DueDeliveries returns up to limit queued deliveries of target due at or
@@ -63,33 +35,95 @@ func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time,
 	if err := s.check(); err != nil {
 		return nil, time.Time{}, err
 	}
-	q, err := s.queue(ctx, target)
+	// Only the entries due and not skipped are sorted, and of those only
+	// the limit first: the queue may be long and memory holds most of it.
+	var due []queued
+	var later queued
+	nowNS := now.UnixNano()
+	err := s.syncQueue(ctx, target, func(entries map[string]queued) {
+		for _, e := range entries {
+			if skip != nil && skip(e.id) {
+				continue
+			}
+			if e.ns > nowNS {
+				if later.id == "" || queuedLess(e, later) {
+					later = e
+				}
+				continue
+			}
+			due = append(due, e)
+		}
+	})
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("scan queue %s: %w", target, err)
 	}
-	var out []storage.Due
-	for _, e := range q {
-		if skip != nil && skip(e.id) {
-			continue
-		}
-		if e.due.After(now) {
-			return out, e.due, nil
-		}
-		if len(out) >= limit {
-			break
-		}
+	var next time.Time
+	if len(due) > limit {
+		due = smallest(due, max(limit, 0))
+	} else if later.id != "" {
+		next = later.due
+	}
+	slices.SortFunc(due, queuedCompare)
+	out := make([]storage.Due, 0, len(due))
+	for _, e := range due {
 		out = append(out, storage.Due{EventID: e.id, Target: target, At: e.due, Key: queueKey(target, e.id, e.due)})
 	}
-	return out, time.Time{}, nil
+	return out, next, nil
 }
 
-// QueueDepth counts the queued deliveries of target (one read per entry).
+// queuedCompare orders queue entries by due time, then event id.
+func queuedCompare(a, b queued) int {
+	if a.ns != b.ns {
+		return cmp.Compare(a.ns, b.ns)
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+func queuedLess(a, b queued) bool { return queuedCompare(a, b) < 0 }
+
+// smallest returns the k first of es in queuedCompare order (in no
+// particular order), reordering es: a max-heap of the k smallest so far.
+func smallest(es []queued, k int) []queued {
+	if k == 0 {
+		return es[:0]
+	}
+	h := es[:k]
+	down := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < k && queuedLess(h[big], h[l]) {
+				big = l
+			}
+			if r := l + 1; r < k && queuedLess(h[big], h[r]) {
+				big = r
+			}
+			if big == i {
+				return
+			}
+			h[i], h[big] = h[big], h[i]
+			i = big
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, e := range es[k:] {
+		if queuedLess(e, h[0]) {
+			h[0] = e
+			down(0)
+		}
+	}
+	return h
+}
+
+// QueueDepth counts the queued deliveries of target.
 func (s *Store) QueueDepth(ctx context.Context, target string) (int, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	q, err := s.queue(ctx, target)
-	return len(q), err
+	n := 0
+	err := s.syncQueue(ctx, target, func(entries map[string]queued) { n = len(entries) })
+	return n, err
 }
 
 // deliveries reads ev's delivery records and the record's sequence (0 if

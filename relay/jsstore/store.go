@@ -11,13 +11,18 @@
 // (AllowMsgTTL, nats-server 2.11+). <p> is the stream name:
 //
 //	<p>.d.<hex sha256(source, 0, dedupe key)> -> event id        Nats-TTL: dedupe window
-//	<p>.m.<event id>                   -> storage.Event JSON     Nats-TTL: retention
-//	<p>.r.<event id>                   -> raw body               Nats-TTL: retention
+//	<p>.m.<event id>                   -> storage.Event JSON, then the raw body (Hr-Meta: JSON length)  Nats-TTL: retention
 //	<p>.a.<event id>                   -> []delivery.Delivery    Nats-TTL: rest of retention
-//	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 1m)
+//	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 2m)
 //	<p>.l.<target>.<event id>          -> delivery lease         Nats-TTL: lease ttl
-//	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl
+//	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl + 3s
 //	<p>.z.<nuid>                       -> a queue scan's barrier (one per Store)  Nats-TTL: 1m
+//
+// <p>.a.<event id> is written by the first recorded attempt or replay;
+// until then the event's deliveries are the initial ones (pending, due at
+// receipt, one per target), derived from the event. Events stored before
+// the body moved into <p>.m (no Hr-Meta header) have it in <p>.r.<event id>,
+// which is still read.
 //
 // Targets that are not plain subject tokens are written "~" + base64url.
 // Queue entries are keyed without their due time, so a delivery has at
@@ -29,14 +34,14 @@
 //
 // Ingest publishes ONE atomic batch (Nats-Batch-Id/-Sequence/-Commit)
 // holding, per event: the claim (with Nats-Expected-Last-Subject-Sequence:
-// 0, so the first claim of a key wins cluster-wide), the event, its body,
-// its deliveries and one queue entry per target. The server stages the
+// 0, so the first claim of a key wins cluster-wide), the event with its
+// body (one message) and one queue entry per target: 2 + targets messages. The server stages the
 // batch and applies all of it or none of it; in a cluster the commit is one
 // RAFT proposal, and the commit's publish ack (which Ingest waits for
 // before answering) comes only once a quorum has stored it.
 //
 // Calls are group-committed: Options.MaxInflight committer goroutines
-// (default 4) each take the calls waiting at that moment (up to 128
+// (default 8) each take the calls waiting at that moment (up to 128
 // events, 900 messages, 512 KiB) into one batch. Two calls with the same
 // claim never share a batch (the later one goes alone, after). A batch
 // refused for a claim (wrong last subject sequence) is split in halves
@@ -76,26 +81,37 @@
 // apply delivery.Next, and write both back in one atomic batch, each
 // message carrying Nats-Expected-Last-Subject-Sequence of what was read:
 // a compare-and-set on both, retried on conflict. A removed queue entry is
-// a tombstone, the batch's last message, deleted by its sequence right
-// after the commit (and expiring after a minute if that delete is lost).
+// a tombstone, the batch's last message, that expires after 2 s on each
+// server by itself (a delete would be one more RAFT proposal).
+//
+// A delivery on the node that ingested its event costs: the delivery
+// lease (one publish; the in-flight slot comes from the node's kept slots,
+// see Lease), one get in LoadDelivery (the delivery record: the event and
+// its body come from the node's cache), and one atomic batch in
+// RecordAttempt, whose first try writes from what LoadDelivery read and
+// the queue entry's sequence this node wrote, without reading (see cache);
+// release deletes nothing once the delivery is finished. On another node,
+// LoadDelivery reads the event record too and RecordAttempt the queue
+// entry. Stale guesses fail the compare-and-set and are read again.
 //
 // # Reads and their cost
 //
 // Reads go to the stream leader (the stream has no AllowDirect, so the
 // JetStream message-get API answers from the leader): a node reads its own
-// writes and every other node's acknowledged ones. Get is three gets. A
+// writes and every other node's acknowledged ones. Get is two gets. A
 // queue scan (DueDeliveries, QueueDepth) reads the target's entries
 // through an ephemeral consumer, one round trip per 1000 entries, plus a
 // barrier publish and creating and deleting the consumer (see scan); List and Each take the event ids from one stream
 // info request with a subject filter (every retained event's subject, paged
-// by the server) and then cost three gets per event visited. Fine for
+// by the server) and then cost two gets per event visited. Fine for
 // thousands of queued deliveries and events per target and query; an index
 // is the next step beyond that.
 //
 // # Limits
 //
-// A body is one message: it must fit the server's max_payload (1 MiB by
-// default; set server.max_body_bytes at most that, or raise max_payload).
+// A body is one message with its event's JSON: both must fit the server's
+// max_payload (1 MiB by default; set server.max_body_bytes a few KiB below
+// that, or raise max_payload).
 // A server keeps at most 50 atomic batches in flight per stream (all nodes
 // together); Ingest retries a batch refused for that. With replicas 1 on
 // file storage the server stages every atomic batch in a file store of its
@@ -151,8 +167,9 @@ type Options struct {
 	// Name of the stream and root of its subjects (default "hookrelay").
 	Name string
 	// MaxInflight is the number of group committers, each with at most
-	// one Ingest batch in flight (default 4). A server refuses more than
-	// 50 atomic batches in flight per stream, across all nodes.
+	// one Ingest batch in flight (default 8). A server refuses more than
+	// 50 atomic batches in flight per stream, across all nodes (Ingest
+	// and RecordAttempt retry a batch refused for that).
 	MaxInflight int
 	Logger      *slog.Logger
 }
@@ -177,6 +194,8 @@ type Store struct {
 	slots     slotPool
 	held      heldLeases
 	cache     cache
+	viewsMu   sync.Mutex
+	views     map[string]*queueView // by target
 	closed    atomic.Bool
 	closeOnce sync.Once
 
@@ -207,7 +226,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Name = "hookrelay"
 	}
 	if opts.MaxInflight <= 0 {
-		opts.MaxInflight = 4
+		opts.MaxInflight = 8
 	}
 	if !nameRE.MatchString(opts.Name) {
 		return nil, fmt.Errorf("jsstore: bad stream name %q (letters, digits, _ and - only)", opts.Name)
@@ -279,6 +298,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.wg.Wait()
 		close(s.dead)
 		s.slots.close(s)
+		s.closeViews()
 		if s.ownConn {
 			_ = s.nc.Drain()
 			s.nc.Close()
@@ -520,97 +540,9 @@ func (s *Store) last(ctx context.Context, subj string) (rec, bool, error) {
 	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel, hdr: m.Header}, true, nil
 }
 
-// scan calls fn for every message whose subject matches filter, in stream
-// order, until fn returns false. It reads through an ephemeral pull
-// consumer (acks none, in memory, one replica) that brings up to
-// scanBatch messages a round trip, and deletes it afterwards (it would
-// expire by itself after scanIdle). When no consumer can be made, scan
-// reads one message a request (scanByGet).
-//
-// The consumer reads its own server's copy of the stream, which may be a
-// follower a little behind the leader. So that a scan still sees every
-// write acknowledged before it (read-your-writes, as the leader reads
-// give), it first publishes a barrier message on this Store's own subject
-// (<p>.z.<nuid>, replaced by each scan, Nats-TTL 1m) and reads until the
-// barrier arrives: the consumer delivers in stream order, so by then its
-// copy holds every message stored before the barrier. A subject rewritten
-// during the scan may come twice (old and new value, in that order).
-func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
-	ack, err := s.js.PublishMsg(ctx, newMsg(s.barrier, nil, time.Minute))
-	if err != nil {
-		return fmt.Errorf("%w: scan %s: barrier: %w", storage.ErrUnavailable, filter, err)
-	}
-	c, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubjects: []string{filter, s.barrier}, DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: scanIdle,
-	})
-	if err != nil {
-		s.log.Debug("scan: no consumer, reading one by one", "filter", filter, "err", err)
-		return s.scanByGet(ctx, filter, fn)
-	}
-	name := c.CachedInfo().Name
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = s.stream.DeleteConsumer(dctx, name)
-		cancel()
-	}()
-	pending := c.CachedInfo().NumPending
-	for try := 0; ; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// Ask for no more than is pending (Fetch returns when it has them),
-		// or for one when this copy has not reached the barrier yet.
-		batch, err := c.Fetch(int(min(max(pending, 1), scanBatch)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-			}
-			pending = md.NumPending
-			if m.Subject() == s.barrier {
-				if md.Sequence.Stream >= ack.Sequence {
-					return nil
-				}
-				continue
-			}
-			if !fn(m.Subject(), rec{seq: md.Sequence.Stream, data: m.Data(), del: m.Headers().Get(hdrOp) == opDel}) {
-				return nil
-			}
-		}
-		if err := batch.Error(); n == 0 && errors.Is(err, nats.ErrNoResponders) && try < 20 {
-			// The consumer is on another server whose interest has not
-			// reached this one yet (it propagates over the routes apart
-			// from the creation's answer): ask again shortly.
-			try++
-			if err := sleep(ctx, time.Duration(try)*5*time.Millisecond); err != nil {
-				return err
-			}
-			continue
-		} else if err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
-		}
-		if n == 0 {
-			// Nothing within the wait although the barrier is still to
-			// come: report it, the caller scans again soon, rather than
-			// return a partial scan.
-			return fmt.Errorf("%w: scan %s: the barrier did not arrive", storage.ErrUnavailable, filter)
-		}
-	}
-}
-
-// scanBatch is how many messages one scan round trip brings at most;
-// scanIdle is when the server drops a scan's consumer that was not
-// deleted (its node died mid-scan).
-const (
-	scanBatch = 1000
-	scanIdle  = 30 * time.Second
-)
+// scanBatch is how many messages one queue read brings a round trip at
+// most (see queueView).
+const scanBatch = 1000
 
 // scanByGet is scan with one request per message (next message by
 // subject), for when no consumer can be made.
