@@ -98,14 +98,17 @@
 //
 // Reads go to the stream leader (the stream has no AllowDirect, so the
 // JetStream message-get API answers from the leader): a node reads its own
-// writes and every other node's acknowledged ones. Get is two gets. A
-// queue scan (DueDeliveries, QueueDepth) reads the target's entries
-// through an ephemeral consumer, one round trip per 1000 entries, plus a
-// barrier publish and creating and deleting the consumer (see scan); List and Each take the event ids from one stream
-// info request with a subject filter (every retained event's subject, paged
-// by the server) and then cost two gets per event visited. Fine for
-// thousands of queued deliveries and events per target and query; an index
-// is the next step beyond that.
+// writes and every other node's acknowledged ones. Get is two gets (one
+// for an event ingested through this Store, from its cache). A queue read
+// (DueDeliveries, QueueDepth) goes through this Store's view of the
+// target's queue (see queueView): a barrier publish, then one round trip
+// per 1000 queue messages written since the last read (the whole queue
+// when the view is built: first read, or unread for 45 s), then work in
+// memory over the queue's entries. List and Each take the event ids from
+// one stream info request with a subject filter (every retained event's
+// subject, paged by the server) and then cost two gets per event visited.
+// Fine for thousands of events per query; an index is the next step
+// beyond that.
 //
 // # Limits
 //
