@@ -66,9 +66,6 @@ func openEvents(ctx context.Context, cfg *config.Config, log *slog.Logger, versi
 	}
 	rt := newRuntime(cfg)
 	svc := &admin.Service{Store: b.store, Routing: func() (admin.Router, []string) { return rt.routes, cfg.TargetNames() }}
-	if c, ok := b.store.(inFlightCounter); ok {
-		svc.InFlight = c.InFlight // cluster mode: the leases other nodes hold
-	}
 	if cfg.Cluster != nil {
 		svc.Clusterer = func(ctx context.Context) (*admin.ClusterStatus, error) {
 			return b.clusterStatus(ctx, cfg.TargetNames())

@@ -164,18 +164,10 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// inFlightCounter is a store that counts the attempts in flight of every
-// node sharing it (jsstore: the delivery leases held).
-type inFlightCounter interface {
-	InFlight(ctx context.Context, target string) (int, error)
-}
-
-// inFlight counts a target's attempts in flight: cluster-wide when the
-// store can count them (cluster mode), else this engine's.
+// inFlight counts this node's attempts in flight to target. (In cluster
+// mode a finished delivery's lease stays until it expires, so the leases
+// in JetStream do not count the cluster's attempts.)
 func (s *Server) inFlight(ctx context.Context, target string) (int, error) {
-	if c, ok := s.Store().(inFlightCounter); ok {
-		return c.InFlight(ctx, target)
-	}
 	for _, t := range s.engine.Targets() {
 		if t.Name == target {
 			return t.InFlight, nil

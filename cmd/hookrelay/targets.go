@@ -23,8 +23,8 @@ func targetsCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "each target's state (ok, paused), pending deliveries and attempts in flight",
-				Description: "Works with or without a running serve; in flight is 0 when none runs. In cluster\n" +
-					"mode it covers the whole cluster.\n" +
+				Description: "Works with or without a running serve. Pending counts the whole cluster's queue; in\n" +
+					"flight counts the attempts of the server that answers (0 when none runs).\n" +
 					exitCodes("listed", "bad flags or config, or the store cannot be read"),
 				Flags:  []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines, one target a line"}},
 				Action: targetsList,

@@ -25,8 +25,8 @@ type TargetInfo struct {
 	PausedAt time.Time `json:"paused_at,omitzero"`
 	// Pending counts the queued deliveries (waiting or retrying).
 	Pending int `json:"pending"`
-	// InFlight counts the attempts running now (cluster-wide in cluster
-	// mode; 0 when no server runs).
+	// InFlight counts the attempts running now on the node that answers
+	// (0 when no server runs).
 	InFlight int `json:"in_flight"`
 }
 

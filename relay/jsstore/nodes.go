@@ -351,7 +351,7 @@ func (s *Store) NodeClaims(ctx context.Context) ([]NodeClaim, error) {
 	}
 	var out []NodeClaim
 	var bad error
-	err := s.scan(ctx, s.p+"n.*", func(subj string, r rec) bool {
+	err := s.scanByGet(ctx, s.p+"n.*", func(subj string, r rec) bool {
 		var c NodeClaim
 		if err := json.Unmarshal(r.data, &c); err != nil {
 			bad = fmt.Errorf("node claim %s: %w", subj, err)

@@ -18,33 +18,18 @@ func (s *Store) Get(ctx context.Context, id string) (*storage.EventView, []byte,
 	if err := s.check(); err != nil {
 		return nil, nil, err
 	}
-	v, ok, err := s.view(ctx, id)
+	ev, raw, ok, err := s.eventBody(ctx, id, true)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
 		return nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
-	raw, ok, err := s.last(ctx, s.rawSubj(id))
+	ds, _, err := s.deliveries(ctx, ev)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ok {
-		return nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
-	}
-	return v, raw.data, nil
-}
-
-func (s *Store) view(ctx context.Context, id string) (*storage.EventView, bool, error) {
-	ev, ok, err := s.event(ctx, id)
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	ds, _, err := s.deliveries(ctx, id)
-	if err != nil {
-		return nil, false, err
-	}
-	return &storage.EventView{Event: *ev, Deliveries: ds, Status: delivery.EventStatusOf(ds)}, true, nil
+	return &storage.EventView{Event: *ev, Deliveries: ds, Status: delivery.EventStatusOf(ds)}, raw, nil
 }
 
 // List returns up to limit events matching f, newest first, after the
@@ -124,7 +109,7 @@ func (s *Store) walk(ctx context.Context, f storage.Filter, cursor string, newes
 		if !ok || !f.Match(ev) {
 			continue
 		}
-		ds, _, err := s.deliveries(ctx, id)
+		ds, _, err := s.deliveries(ctx, ev)
 		if err != nil {
 			return err
 		}

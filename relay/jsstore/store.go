@@ -11,13 +11,20 @@
 // (AllowMsgTTL, nats-server 2.11+). <p> is the stream name:
 //
 //	<p>.d.<hex sha256(source, 0, dedupe key)> -> event id        Nats-TTL: dedupe window
-//	<p>.m.<event id>                   -> storage.Event JSON     Nats-TTL: retention
-//	<p>.r.<event id>                   -> raw body               Nats-TTL: retention
+//	<p>.m.<event id>                   -> storage.Event JSON, then the raw body (Hr-Meta: JSON length)  Nats-TTL: retention
 //	<p>.a.<event id>                   -> []delivery.Delivery    Nats-TTL: rest of retention
-//	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 1m)
+//	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 2m)
 //	<p>.l.<target>.<event id>          -> delivery lease         Nats-TTL: lease ttl
-//	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl
+//	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl + 3s
 //	<p>.t.<target>                     -> paused since, or a tombstone once resumed (targets.go)
+//	<p>.n.<node>                       -> the claim of a running node's name (nodes.go)
+//	<p>.z.<nuid>                       -> a queue scan's barrier (one per Store)  Nats-TTL: 1m
+//
+// <p>.a.<event id> is written by the first recorded attempt or replay;
+// until then the event's deliveries are the initial ones (pending, due at
+// receipt, one per target), derived from the event. Events stored before
+// the body moved into <p>.m (no Hr-Meta header) have it in <p>.r.<event id>,
+// which is still read.
 //
 // Targets that are not plain subject tokens are written "~" + base64url.
 // Queue entries are keyed without their due time, so a delivery has at
@@ -29,15 +36,15 @@
 //
 // Ingest publishes ONE atomic batch (Nats-Batch-Id/-Sequence/-Commit)
 // holding, per event: the claim (with Nats-Expected-Last-Subject-Sequence:
-// 0, so the first claim of a key wins cluster-wide), the event, its body,
-// its deliveries and one queue entry per target. The server stages the
+// 0, so the first claim of a key wins cluster-wide), the event with its
+// body (one message) and one queue entry per target: 2 + targets messages. The server stages the
 // batch and applies all of it or none of it; in a cluster the commit is one
 // RAFT proposal, and the commit's publish ack (which Ingest waits for
 // before answering) comes only once a quorum has stored it.
 //
 // Calls are group-committed: Options.MaxInflight committer goroutines
-// (default 4) each take the calls waiting at that moment (up to 128
-// events, 900 messages, 512 KiB) into one batch. Two calls with the same
+// (default 8, 2 with replicas 1) each take the calls waiting at that
+// moment (up to 128 events, 900 messages, 512 KiB) into one batch. Two calls with the same
 // claim never share a batch (the later one goes alone, after). A batch
 // refused for a claim (wrong last subject sequence) is split in halves
 // until the refused event is alone; then it is a duplicate: Ingest reads
@@ -76,33 +83,48 @@
 // apply delivery.Next, and write both back in one atomic batch, each
 // message carrying Nats-Expected-Last-Subject-Sequence of what was read:
 // a compare-and-set on both, retried on conflict. A removed queue entry is
-// a tombstone, the batch's last message, deleted by its sequence right
-// after the commit (and expiring after a minute if that delete is lost).
+// a tombstone, the batch's last message, that expires after 2 s on each
+// server by itself (a delete would be one more RAFT proposal).
+//
+// A delivery on the node that ingested its event costs: the delivery
+// lease (one publish; the in-flight slot comes from the node's kept slots,
+// see Lease), one get in LoadDelivery (the delivery record: the event and
+// its body come from the node's cache), and one atomic batch in
+// RecordAttempt, whose first try writes from what LoadDelivery read and
+// the queue entry's sequence this node wrote, without reading (see cache);
+// release deletes nothing once the delivery is finished. On another node,
+// LoadDelivery reads the event record too and RecordAttempt the queue
+// entry. Stale guesses fail the compare-and-set and are read again.
 //
 // # Reads and their cost
 //
 // Reads go to the stream leader (the stream has no AllowDirect, so the
 // JetStream message-get API answers from the leader): a node reads its own
-// writes and every other node's acknowledged ones. Get is three gets. A
-// queue scan (DueDeliveries, QueueDepth) reads each entry of the target
-// with one request (next message by subject), so it costs one round trip
-// per queued delivery; List and Each take the event ids from one stream
-// info request with a subject filter (every retained event's subject, paged
-// by the server) and then cost three gets per event visited. Fine for
-// thousands of queued deliveries and events per target and query; an index
-// is the next step beyond that.
+// writes and every other node's acknowledged ones. Get is two gets (one
+// for an event ingested through this Store, from its cache). A queue read
+// (DueDeliveries, QueueDepth) goes through this Store's view of the
+// target's queue (see queueView): a barrier publish, then one round trip
+// per 1000 queue messages written since the last read (the whole queue
+// when the view is built: first read, or unread for 45 s), then work in
+// memory over the queue's entries. List and Each take the event ids from
+// one stream info request with a subject filter (every retained event's
+// subject, paged by the server) and then cost two gets per event visited.
+// Fine for thousands of events per query; an index is the next step
+// beyond that.
 //
 // # Limits
 //
-// A body is one message: it must fit the server's max_payload (1 MiB by
-// default; set server.max_body_bytes at most that, or raise max_payload).
+// A body is one message with its event's JSON: both must fit the server's
+// max_payload (1 MiB by default; set server.max_body_bytes a few KiB below
+// that, or raise max_payload).
 // A server keeps at most 50 atomic batches in flight per stream (all nodes
 // together); Ingest retries a batch refused for that. With replicas 1 on
 // file storage the server stages every atomic batch in a file store of its
 // own (nats-server newBatchStore), so each batch costs file creation and
 // an fsync: group commit is what makes replicas 1 usable (measured on a
-// 2-core box, 64 writers, 1 KiB bodies, no -race: ~2,100 events/s with
-// replicas 1, ~9,000/s with replicas 3 on three in-process servers).
+// 2-core box with TestThroughput, 32 writers, 1 KiB bodies, no -race:
+// ~1,800 events/s with replicas 1 and 2 committers, ~13,400/s with
+// replicas 3 and 8 committers on three in-process servers).
 package jsstore
 
 import (
@@ -151,8 +173,9 @@ type Options struct {
 	// Name of the stream and root of its subjects (default "hookrelay").
 	Name string
 	// MaxInflight is the number of group committers, each with at most
-	// one Ingest batch in flight (default 4). A server refuses more than
-	// 50 atomic batches in flight per stream, across all nodes.
+	// one Ingest batch in flight (default 8, 2 with Replicas 1). A server refuses more than
+	// 50 atomic batches in flight per stream, across all nodes (Ingest
+	// and RecordAttempt retry a batch refused for that).
 	MaxInflight int
 	Logger      *slog.Logger
 }
@@ -173,6 +196,12 @@ type Store struct {
 	dead      chan struct{} // closed once the committers have exited
 	wg        sync.WaitGroup
 	ids       storage.IDGen
+	barrier   string // this Store's scan barrier subject
+	slots     slotPool
+	held      heldLeases
+	cache     cache
+	viewsMu   sync.Mutex
+	views     map[string]*queueView // by target
 	closed    atomic.Bool
 	closeOnce sync.Once
 
@@ -203,13 +232,22 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Name = "hookrelay"
 	}
 	if opts.MaxInflight <= 0 {
-		opts.MaxInflight = 4
+		// Replicas 1 stages each batch on disk with an fsync: fewer,
+		// larger batches. Replicated streams stage in memory, and more
+		// batches in flight hide the RAFT round trip (measured, 2 cores,
+		// 32 writers: replicas 1 1,800/s with 2 committers, 640/s with 8;
+		// replicas 3 12,900/s with 4, 13,400/s with 8).
+		opts.MaxInflight = 8
+		if opts.Replicas == 1 {
+			opts.MaxInflight = 2
+		}
 	}
 	if !nameRE.MatchString(opts.Name) {
 		return nil, fmt.Errorf("jsstore: bad stream name %q (letters, digits, _ and - only)", opts.Name)
 	}
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
-		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{})}
+		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
+		barrier: opts.Name + ".z." + nuid.Next()}
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
 			return nil, errors.New("jsstore: no NATS connection or URLs")
@@ -273,6 +311,8 @@ func (s *Store) Close(ctx context.Context) error {
 		close(s.stop)
 		s.wg.Wait()
 		close(s.dead)
+		s.slots.close(s)
+		s.closeViews()
 		if s.ownConn {
 			_ = s.nc.Drain()
 			s.nc.Close()
@@ -356,6 +396,7 @@ func (s *Store) delivSubj(id string) string    { return s.p + "a." + id }
 func (s *Store) queueSubj(t, id string) string { return s.p + "q." + token(t) + "." + id }
 func (s *Store) queueFilter(t string) string   { return s.p + "q." + token(t) + ".*" }
 func (s *Store) leaseSubj(t, id string) string { return s.p + "l." + token(t) + "." + id }
+func (s *Store) slotFilter(t string) string    { return s.p + "s." + token(t) + ".*" }
 func (s *Store) slotSubj(t string, n int) string {
 	return s.p + "s." + token(t) + "." + strconv.Itoa(n)
 }
@@ -385,6 +426,7 @@ func parseQueueKey(k []byte) (target, id string, due time.Time, ok bool) {
 // ---- headers ----
 
 const (
+	hdrMeta = "Hr-Meta" // on an event record: length of its JSON, the body follows
 	hdrOp   = "Hr-Op"
 	hdrTTL  = "Nats-TTL"
 	hdrExpS = "Nats-Expected-Last-Subject-Sequence"
@@ -503,6 +545,7 @@ type rec struct {
 	seq  uint64
 	data []byte
 	del  bool
+	hdr  nats.Header
 }
 
 // last returns the message on subj (leader read); ok false if none.
@@ -514,11 +557,16 @@ func (s *Store) last(ctx context.Context, subj string) (rec, bool, error) {
 	if err != nil {
 		return rec{}, false, fmt.Errorf("%w: get %s: %w", storage.ErrUnavailable, subj, err)
 	}
-	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}, true, nil
+	return rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel, hdr: m.Header}, true, nil
 }
 
-// scan calls fn for each message matching filter, in stream order.
-func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
+// scanBatch is how many messages one queue read brings a round trip at
+// most (see queueView).
+const scanBatch = 1000
+
+// scanByGet is scan with one request per message (next message by
+// subject), for when no consumer can be made.
+func (s *Store) scanByGet(ctx context.Context, filter string, fn func(subj string, r rec) bool) error {
 	seq := uint64(1)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -529,7 +577,7 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, r 
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
+			return fmt.Errorf("%w: scan %s (by get): %w", storage.ErrUnavailable, filter, err)
 		}
 		if !fn(m.Subject, rec{seq: m.Sequence, data: m.Data, del: m.Header.Get(hdrOp) == opDel}) {
 			return nil
@@ -553,6 +601,8 @@ const (
 type ingestReq struct {
 	ev   *storage.Event
 	tok  string
+	meta []byte // ev's JSON
+	raw  []byte
 	msgs []*nats.Msg
 	size int
 	res  storage.Result // the answer if the batch commits
@@ -592,23 +642,19 @@ func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	res := storage.Result{ID: ev.ID}
-	var ds []delivery.Delivery
 	for _, t := range ev.Targets {
-		d, _ := delivery.Next(delivery.Delivery{Target: t}, delivery.IngestedAt(ev.ReceivedAt), delivery.Policy{})
-		ds = append(ds, d)
 		res.Queued = append(res.Queued, storage.Due{EventID: ev.ID, Target: t, At: ev.ReceivedAt, Key: queueKey(t, ev.ID, ev.ReceivedAt)})
 	}
+	// The event and its body are one message; the delivery records are
+	// not written yet (initialDeliveries stands for them until the first
+	// attempt is recorded).
+	data := make([]byte, 0, len(meta)+len(raw))
+	data = append(append(data, meta...), raw...)
+	rm := newMsg(s.metaSubj(ev.ID), data, s.retention)
+	rm.Header.Set(hdrMeta, strconv.Itoa(len(meta)))
 	msgs := []*nats.Msg{
 		expect(newMsg(s.claimSubj(tok), []byte(ev.ID), s.window), 0),
-		newMsg(s.metaSubj(ev.ID), meta, s.retention),
-		newMsg(s.rawSubj(ev.ID), raw, s.retention),
-	}
-	if len(ds) > 0 {
-		b, err := json.Marshal(sortDeliveries(ds))
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, newMsg(s.delivSubj(ev.ID), b, s.retention))
+		rm,
 	}
 	for _, t := range ev.Targets {
 		msgs = append(msgs, newMsg(s.queueSubj(t, ev.ID), []byte(strconv.FormatInt(ev.ReceivedAt.UnixNano(), 10)), 0))
@@ -617,7 +663,7 @@ func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {
 	for _, m := range msgs {
 		size += len(m.Subject) + len(m.Data) + 64
 	}
-	return &ingestReq{ev: ev, tok: tok, msgs: msgs, size: size, res: res, done: make(chan ingestResp, 1)}, nil
+	return &ingestReq{ev: ev, tok: tok, meta: meta, raw: raw, msgs: msgs, size: size, res: res, done: make(chan ingestResp, 1)}, nil
 }
 
 // commitLoop is one group committer.
@@ -709,8 +755,11 @@ func (s *Store) commitGroup(group []*ingestReq) {
 			msgs = append(msgs, r.msgs...)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := s.commit(cctx, msgs, func() error { return s.step("batch") })
+		ack, err := s.commit(cctx, msgs, func() error { return s.step("batch") })
 		ccancel()
+		if err == nil {
+			s.remember(group, ack.Seq, len(msgs))
+		}
 		if err == nil {
 			// Tests: "ack" makes a stored batch look unacknowledged (a
 			// lost ack or a timeout), so that it is tried again.
@@ -753,6 +802,23 @@ func (s *Store) commitGroup(group []*ingestReq) {
 			answer(group, fmt.Errorf("%w: store event: %w", storage.ErrUnavailable, err))
 			return
 		}
+	}
+}
+
+// remember caches the events and queue entries of group, committed as
+// one batch of n messages whose last got sequence last. The batch's
+// messages are stored in order with consecutive sequences (one RAFT
+// entry applied at once); were they not, a queue sequence guessed here
+// would only make one compare-and-set fail (see cache).
+func (s *Store) remember(group []*ingestReq, last uint64, n int) {
+	seq := last - uint64(n) // before the first message
+	for _, r := range group {
+		s.cache.putEvent(r.ev.ID, r.meta, r.raw)
+		first := len(r.msgs) - len(r.ev.Targets) // the queue entries come last
+		for i, t := range r.ev.Targets {
+			s.cache.putQueue(t, r.ev.ID, queueState{seq: seq + uint64(first+i) + 1, ns: r.ev.ReceivedAt.UnixNano()})
+		}
+		seq += uint64(len(r.msgs))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/storage"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Paused targets: <p>.t.<target> holds {"target", "paused_at"} while the
@@ -73,7 +72,7 @@ func (s *Store) Paused(ctx context.Context) (map[string]time.Time, error) {
 	}
 	out := map[string]time.Time{}
 	var bad error
-	err := s.scan(ctx, s.p+"t.*", func(subj string, r rec) bool {
+	err := s.scanByGet(ctx, s.p+"t.*", func(subj string, r rec) bool {
 		if r.del {
 			return true
 		}
@@ -92,17 +91,4 @@ func (s *Store) Paused(ctx context.Context) (map[string]time.Time, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// InFlight counts the deliveries of target whose lease some node holds
-// now: the attempts in flight cluster-wide. One stream info request.
-func (s *Store) InFlight(ctx context.Context, target string) (int, error) {
-	if err := s.check(); err != nil {
-		return 0, err
-	}
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.leaseSubj(target, "*")))
-	if err != nil {
-		return 0, fmt.Errorf("%w: count leases of %s: %w", storage.ErrUnavailable, target, err)
-	}
-	return len(info.State.Subjects), nil
 }
