@@ -502,7 +502,7 @@ func TestClusterThroughBinary(t *testing.T) {
 		paused := `hookrelay_target_state{state="paused",target="main"} 1`
 		for _, n := range nodes {
 			deadline := time.Now().Add(15 * time.Second)
-			for !strings.Contains(tgMetrics(t, n.admin), paused) {
+			for !strings.Contains(adminMetrics(t, n.admin, evToken), paused) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s never showed main paused", n.name)
 				}

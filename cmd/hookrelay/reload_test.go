@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -109,15 +108,7 @@ func rlWaitFor(t *testing.T, what string, cond func() bool) {
 // prefix, or "".
 func rlMetric(t *testing.T, adminAddr, prefix string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+rlToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(adminMetrics(t, adminAddr, rlToken), "\n") {
 		if strings.HasPrefix(line, prefix) {
 			return strings.TrimSpace(strings.TrimPrefix(line, prefix))
 		}

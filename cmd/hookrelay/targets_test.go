@@ -32,11 +32,12 @@ func tgList(t *testing.T, cfgPath string) map[string]admin.TargetInfo {
 	return out
 }
 
-// tgMetrics returns the admin listener's /metrics text.
-func tgMetrics(t *testing.T, adminAddr string) string {
+// adminMetrics returns the /metrics text of the admin listener at
+// adminAddr, asked with token.
+func adminMetrics(t *testing.T, adminAddr, token string) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+evToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestTargetsPauseResumeThroughBinary(t *testing.T) {
 	if !strings.Contains(table.stdout, "main") || !strings.Contains(table.stdout, "paused") || table.code != 0 {
 		t.Fatalf("targets list table: exit %d:\n%s", table.code, table.stdout)
 	}
-	m := tgMetrics(t, srv.addrs["admin"])
+	m := adminMetrics(t, srv.addrs["admin"], evToken)
 	for _, want := range []string{`hookrelay_target_state{state="paused",target="main"} 1`, `hookrelay_target_state{state="ok",target="main"} 0`, `hookrelay_target_state{state="ok",target="other"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -52,7 +52,13 @@ func enqueue(t *testing.T, st *store.Store, targets ...string) string {
 // startEngine runs an engine over st until the test ends.
 func startEngine(t *testing.T, st *store.Store, m deliver.Metrics, targets ...deliver.Target) *deliver.Engine {
 	t.Helper()
-	e := deliver.New(st, targets, deliver.Options{Metrics: m})
+	return runEngine(t, st, deliver.Options{Metrics: m}, targets...)
+}
+
+// runEngine runs an engine with opts over st until the test ends.
+func runEngine(t *testing.T, st deliver.Store, opts deliver.Options, targets ...deliver.Target) *deliver.Engine {
+	t.Helper()
+	e := deliver.New(st, targets, opts)
 	e.Start(context.Background())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

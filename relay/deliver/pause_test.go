@@ -98,13 +98,7 @@ func TestPauseRefresh(t *testing.T) {
 	ctx := context.Background()
 	st := openTestStore(t, t.TempDir())
 	h, srv := hitServer(t)
-	e := deliver.New(st, []deliver.Target{testTarget("a", srv.URL+"/a")}, deliver.Options{PauseRefresh: 10 * time.Millisecond})
-	e.Start(ctx)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		_ = e.Stop(sctx)
-	})
+	e := runEngine(t, st, deliver.Options{PauseRefresh: 10 * time.Millisecond}, testTarget("a", srv.URL+"/a"))
 	// b first: a read that sees a paused has b too.
 	if err := st.SetPaused(ctx, "b", true); err != nil {
 		t.Fatal(err)
@@ -171,13 +165,7 @@ func TestPauseFailClosed(t *testing.T) {
 	held, free := enqueue(t, st, "held"), enqueue(t, st, "free")
 	fp := &failingPaused{Store: st}
 	fp.fails.Store(2) // Start's read and the first retry
-	e := deliver.New(fp, []deliver.Target{testTarget("held", srv.URL+"/held"), testTarget("free", srv.URL+"/free")}, deliver.Options{})
-	e.Start(ctx)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		_ = e.Stop(sctx)
-	})
+	runEngine(t, fp, deliver.Options{}, testTarget("held", srv.URL+"/held"), testTarget("free", srv.URL+"/free"))
 	if h.get("/free") != 0 {
 		t.Fatal("a target was attempted before the paused targets were read")
 	}

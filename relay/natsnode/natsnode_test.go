@@ -76,20 +76,7 @@ func TestThreeNodes(t *testing.T) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	// A meta group that has just formed may drop the first requests (a
-	// leader still catching up): ask again, each try bounded.
-	for {
-		tctx, tcancel := context.WithTimeout(sctx, 5*time.Second)
-		_, err := js.CreateStream(tctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
-		tcancel()
-		if err == nil {
-			break
-		}
-		if sctx.Err() != nil {
-			t.Fatalf("create R3 stream: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	createStream(t, sctx, js, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
 	if _, err := js.Publish(sctx, "t.1", []byte("one")); err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +98,24 @@ func TestThreeNodes(t *testing.T) {
 	}
 	if info, err := s.Info(sctx); err != nil || info.State.Msgs != 2 {
 		t.Fatalf("stream state = %+v, %v; want 2 messages", info, err)
+	}
+}
+
+// createStream creates a stream, asking again (each try bounded) until
+// ctx ends: a meta group that has just formed may drop the first requests
+// (a leader still catching up).
+func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) {
+	t.Helper()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateStream(tctx, cfg)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("create stream %s (replicas %d): %v", cfg.Name, cfg.Replicas, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -70,18 +70,7 @@ func TestSecret(t *testing.T) {
 	// n1 proves their routes work with the secret.
 	sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	for {
-		tctx, tcancel := context.WithTimeout(sctx, 5*time.Second)
-		_, err := js.CreateStream(tctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 2})
-		tcancel()
-		if err == nil {
-			break
-		}
-		if sctx.Err() != nil {
-			t.Fatalf("create R2 stream on the nodes sharing the secret: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	createStream(t, sctx, js, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 2})
 	st, err := nodes[0].Status()
 	if err != nil {
 		t.Fatal(err)
