@@ -497,3 +497,47 @@ func TestDedupeWindow(t *testing.T) {
 		t.Errorf("first event after its claim expired: %v", err)
 	}
 }
+
+// TestReplayAfterFinish: a finished delivery's lease is left to expire,
+// but a replay of it drops that lease, so the replay can be leased at once
+// and not after the lease's ttl; a lease of a delivery still pending is
+// kept by a replay (its attempt may be in flight).
+func TestReplayAfterFinish(t *testing.T) {
+	st := open(t, jstest.Single(t), "replay-finished", 1)
+	res, err := st.Ingest(bg, webhook("k1", "t"), []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.ID
+	rel, err := st.Lease(bg, "t", id, time.Hour, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := st.LoadDelivery(bg, id, "t"); err != nil {
+		t.Fatal(err)
+	}
+	ok := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), StatusCode: 200}, Outcome: delivery.OK}
+	if _, err := st.RecordAttempt(bg, id, "t", res.Queued[0].Key, ok, delivery.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if _, err := st.Lease(bg, "t", id, time.Hour, 4); !errors.Is(err, ErrLeased) {
+		t.Fatalf("lease of a just finished delivery = %v, want ErrLeased (its lease expires by itself)", err)
+	}
+	if err := st.Requeue(bg, id, "t", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rel, err = st.Lease(bg, "t", id, time.Hour, 4)
+	if err != nil {
+		t.Fatalf("lease of the replayed delivery: %v, want it at once", err)
+	}
+	// Replayed again while this lease is held (pending, maybe in flight):
+	// the lease stays.
+	if err := st.Requeue(bg, id, "t", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Lease(bg, "t", id, time.Hour, 4); !errors.Is(err, ErrLeased) {
+		t.Fatalf("lease while another is held = %v, want ErrLeased", err)
+	}
+	rel()
+}

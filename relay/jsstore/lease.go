@@ -87,6 +87,17 @@ func (s *Store) create(ctx context.Context, subj string, ttl time.Duration) (uin
 	return ack.Sequence, nil
 }
 
+// dropLease removes the delivery lease of (target, id), whoever holds it
+// (Requeue of a finished delivery: its lease is a leftover). A failure
+// only means the replay waits for the lease to expire.
+func (s *Store) dropLease(ctx context.Context, target, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.leaseSubj(target, id))); err != nil {
+		s.log.Debug("drop a finished delivery's lease", "target", target, "id", id, "err", err)
+	}
+}
+
 // remove deletes lease messages by sequence: a lease that expired and was
 // taken by another holder has another sequence and stays.
 func (s *Store) remove(seqs []uint64) {
@@ -369,9 +380,11 @@ func (p *slotPool) close(s *Store) {
 	var seqs []uint64
 	for _, free := range p.free {
 		for _, sl := range free {
-			if sl.idle.Stop() {
-				seqs = append(seqs, sl.seq)
-			}
+			// Whether or not its idle timer has fired: with p.free gone,
+			// the timer's own give-back finds nothing to do. Deleting by
+			// sequence twice is harmless.
+			sl.idle.Stop()
+			seqs = append(seqs, sl.seq)
 		}
 	}
 	p.free = nil

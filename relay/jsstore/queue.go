@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,6 +276,21 @@ func (s *Store) queueMsg(target, id string, op delivery.QueueOp, q rec, ok bool)
 
 const maxCASTries = 50
 
+// busyWait paces the tries of a write the server refused because the
+// stream has too many atomic batches in flight (its limit is shared by
+// every node's ingest and deliveries): those are waited out for up to
+// about 20 s without using up the compare-and-set tries.
+type busyWait struct{ n int }
+
+func (b *busyWait) wait(ctx context.Context, err error) bool {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.ErrCode != errBatchTooManyInflight || b.n >= 200 {
+		return false
+	}
+	b.n++
+	return sleep(ctx, time.Duration(50+rand.N(50))*time.Millisecond) == nil
+}
+
 // queueWritten notes the last message m of a committed batch (sequence
 // seq): a queue entry's new sequence and due time for the next
 // compare-and-set, or, for a tombstone, that the delivery is finished (its
@@ -312,6 +329,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 	} else {
 		guess = false
 	}
+	var busy busyWait
 	for try := 0; try < maxCASTries; try++ {
 		if try > 1 || try == 1 && !guess { // a stale guess needs no backoff
 			if err := sleep(ctx, backoff(try)); err != nil {
@@ -371,6 +389,10 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 		if len(msgs) > 0 {
 			ack, err := s.commit(ctx, msgs, nil)
 			if err != nil {
+				if busy.wait(ctx, err) {
+					try-- // the server's batch limit, not a conflict: no try used up
+					continue
+				}
 				if isConflict(err) || isRetryable(err) {
 					continue
 				}
@@ -392,6 +414,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 	if err := s.check(); err != nil {
 		return err
 	}
+	var busy busyWait
 	for try := 0; try < maxCASTries; try++ {
 		if try > 0 {
 			if err := sleep(ctx, backoff(try)); err != nil {
@@ -425,12 +448,23 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		}
 		ack, err := s.commit(ctx, msgs, nil)
 		if err != nil {
+			if busy.wait(ctx, err) {
+				try-- // the server's batch limit, not a conflict: no try used up
+				continue
+			}
 			if isConflict(err) || isRetryable(err) {
 				continue
 			}
 			return fmt.Errorf("%w: requeue %s/%s: %w", storage.ErrUnavailable, id, target, err)
 		}
 		s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
+		if !qok || q.del {
+			// The delivery was finished: its last attempt's lease is left
+			// to expire (a finished delivery needs none), so the replay
+			// would wait the lease's whole ttl. No attempt of it can be
+			// in flight now: drop that lease.
+			s.dropLease(ctx, target, id)
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: requeue %s/%s: too many conflicts", storage.ErrUnavailable, id, target)

@@ -32,13 +32,23 @@ import (
 // the start of the stream, as is one whose consumer failed. A rebuild
 // costs one round trip per scanBatch entries; an incremental read one
 // per scanBatch new queue messages, plus the barrier publish.
+//
+// The consumer acks nothing, so a message lost on the way (a reconnect
+// during a fetch) is never sent again: the view checks that consumer
+// sequences follow each other and is built again at a gap, and in any
+// case every viewMaxAge.
 type queueView struct {
 	mu      sync.Mutex
 	cons    jetstream.Consumer
 	name    string
+	built   time.Time         // when cons was made
+	cseq    uint64            // consumer sequence of the last message applied
 	read    time.Time         // last complete read
 	entries map[string]queued // by event id
 }
+
+// errViewGap: the view missed a message of its consumer.
+var errViewGap = errors.New("queue view missed a message")
 
 // viewMaxGap is how long a view may go unread and still be brought up to
 // date; viewIdle is when the server drops the consumer of a view no
@@ -46,6 +56,7 @@ type queueView struct {
 const (
 	viewMaxGap = 45 * time.Second
 	viewIdle   = 2 * time.Minute
+	viewMaxAge = 5 * time.Minute
 )
 
 func (s *Store) queueView(target string) *queueView {
@@ -59,6 +70,16 @@ func (s *Store) queueView(target string) *queueView {
 		v = &queueView{}
 		s.views[target] = v
 	}
+	// Forget the views nobody reads any more (a target removed by a
+	// reload): the server drops their consumers after viewIdle.
+	for t, o := range s.views {
+		if o != v && o.mu.TryLock() {
+			if !o.read.IsZero() && time.Since(o.read) > viewIdle {
+				delete(s.views, t)
+			}
+			o.mu.Unlock()
+		}
+	}
 	return v
 }
 
@@ -69,7 +90,7 @@ func (v *queueView) drop(s *Store) {
 		_ = s.stream.DeleteConsumer(ctx, v.name)
 		cancel()
 	}
-	v.cons, v.name, v.entries = nil, "", nil
+	v.cons, v.name, v.entries, v.cseq = nil, "", nil, 0
 }
 
 // sync brings the view of target up to date with every write acknowledged
@@ -79,10 +100,16 @@ func (s *Store) syncQueue(ctx context.Context, target string, fn func(map[string
 	v := s.queueView(target)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.cons != nil && time.Since(v.read) > viewMaxGap {
+	if v.cons != nil && (time.Since(v.read) > viewMaxGap || time.Since(v.built) > viewMaxAge) {
 		v.drop(s)
 	}
-	if err := v.sync(ctx, s, target); err != nil {
+	err := v.sync(ctx, s, target)
+	if errors.Is(err, errViewGap) {
+		s.log.Warn("queue view missed a message: building it again", "target", target)
+		v.drop(s)
+		err = v.sync(ctx, s, target)
+	}
+	if err != nil {
 		v.drop(s)
 		return err
 	}
@@ -115,7 +142,7 @@ func (v *queueView) sync(ctx context.Context, s *Store, target string) error {
 			}
 			return err
 		}
-		v.cons, v.name, v.entries = c, c.CachedInfo().Name, map[string]queued{}
+		v.cons, v.name, v.entries, v.cseq, v.built = c, c.CachedInfo().Name, map[string]queued{}, 0, time.Now()
 	}
 	pending := uint64(1)
 	for try := 0; ; {
@@ -135,6 +162,10 @@ func (v *queueView) sync(ctx context.Context, s *Store, target string) error {
 			if err != nil {
 				return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
 			}
+			if md.Sequence.Consumer != v.cseq+1 {
+				return fmt.Errorf("%w: consumer sequence %d after %d", errViewGap, md.Sequence.Consumer, v.cseq)
+			}
+			v.cseq = md.Sequence.Consumer
 			pending = md.NumPending
 			if m.Subject() == s.barrier {
 				done = done || md.Sequence.Stream >= ack.Sequence
