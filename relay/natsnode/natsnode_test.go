@@ -27,34 +27,8 @@ func freePort(t *testing.T) int {
 // stream, and keep it writable when one leaves by lame-duck shutdown.
 func TestThreeNodes(t *testing.T) {
 	ctx := context.Background()
-	var client, route [3]int
-	for i := range 3 {
-		client[i], route[i] = freePort(t), freePort(t)
-	}
-	var nodes [3]*natsnode.Node
-	for i := range 3 {
-		var routes []string
-		for j := range 3 {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
-			}
-		}
-		n, err := natsnode.Start(ctx, natsnode.Options{
-			Cluster: "test", Node: fmt.Sprintf("n%d", i),
-			Listen: fmt.Sprintf("127.0.0.1:%d", client[i]), ClusterListen: fmt.Sprintf("127.0.0.1:%d", route[i]),
-			Routes: routes, StoreDir: t.TempDir(), LameDuck: 2 * time.Second,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = n
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			n.Shutdown(sctx)
-		})
-	}
-	deadline := time.Now().Add(30 * time.Second)
+	nodes := startNodes(t, "", "", "")
+	deadline := time.Now().Add(60 * time.Second) // a loaded machine (CI) may take long
 	for {
 		st, err := nodes[0].Status()
 		if err == nil && st.MetaLeader != "" && len(st.Peers) == 3 {
@@ -118,4 +92,39 @@ func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, cfg
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// startNodes starts one embedded server per secret (n0, n1, ...), routed
+// to each other on loopback, and shuts them down when the test ends.
+func startNodes(t *testing.T, secrets ...string) []*natsnode.Node {
+	t.Helper()
+	n := len(secrets)
+	client, route := make([]int, n), make([]int, n)
+	for i := range n {
+		client[i], route[i] = freePort(t), freePort(t)
+	}
+	nodes := make([]*natsnode.Node, n)
+	for i, secret := range secrets {
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
+			}
+		}
+		node, err := natsnode.Start(context.Background(), natsnode.Options{
+			Cluster: "test", Node: fmt.Sprintf("n%d", i), Secret: secret,
+			Listen: fmt.Sprintf("127.0.0.1:%d", client[i]), ClusterListen: fmt.Sprintf("127.0.0.1:%d", route[i]),
+			Routes: routes, StoreDir: t.TempDir(), LameDuck: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = node
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			node.Shutdown(sctx)
+		})
+	}
+	return nodes
 }

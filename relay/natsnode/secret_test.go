@@ -2,12 +2,10 @@ package natsnode_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/relay/natsnode"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,33 +16,7 @@ import (
 func TestSecret(t *testing.T) {
 	ctx := context.Background()
 	const right, wrong = "cluster-secret-0123456789", "another-secret-0123456789"
-	var client, route [3]int
-	for i := range 3 {
-		client[i], route[i] = freePort(t), freePort(t)
-	}
-	var nodes [3]*natsnode.Node
-	for i, secret := range []string{right, right, wrong} {
-		var routes []string
-		for j := range 3 {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
-			}
-		}
-		n, err := natsnode.Start(ctx, natsnode.Options{
-			Cluster: "test", Node: fmt.Sprintf("n%d", i), Secret: secret,
-			Listen: fmt.Sprintf("127.0.0.1:%d", client[i]), ClusterListen: fmt.Sprintf("127.0.0.1:%d", route[i]),
-			Routes: routes, StoreDir: t.TempDir(), LameDuck: time.Second,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = n
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			n.Shutdown(sctx)
-		})
-	}
+	nodes := startNodes(t, right, right, wrong)
 
 	if nc, err := nats.Connect(nodes[0].ClientURL(), nats.Timeout(2*time.Second), nats.NoReconnect()); err == nil {
 		nc.Close()
