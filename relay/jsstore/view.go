@@ -151,7 +151,11 @@ func (v *queueView) sync(ctx context.Context, s *Store, target string) error {
 		}
 		// Ask for no more than is pending (Fetch returns when it has
 		// them), or for one when the barrier is still to come.
-		batch, err := v.cons.Fetch(int(min(max(pending, 1), scanBatch)), jetstream.FetchMaxWait(5*time.Second))
+		wait := 5 * time.Second // Fetch takes no context: keep within ctx's deadline
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(min(wait, time.Until(d)), 10*time.Millisecond)
+		}
+		batch, err := v.cons.Fetch(int(min(max(pending, 1), scanBatch)), jetstream.FetchMaxWait(wait))
 		if err != nil {
 			return fmt.Errorf("%w: scan %s: %w", storage.ErrUnavailable, filter, err)
 		}
