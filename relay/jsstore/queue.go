@@ -446,6 +446,13 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		if m := s.queueMsg(target, id, op, q, qok); m != nil {
 			msgs = append(msgs, m)
 		}
+		if !qok || q.del {
+			// The delivery is finished: its last attempt's lease is left to
+			// expire (a finished delivery needs none), so the replay would
+			// wait the lease's whole ttl. Dropped before the entry is
+			// queued again, so it cannot be a new attempt's lease.
+			s.dropLease(ctx, target, id)
+		}
 		ack, err := s.commit(ctx, msgs, nil)
 		if err != nil {
 			if busy.wait(ctx, err) {
@@ -458,13 +465,6 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 			return fmt.Errorf("%w: requeue %s/%s: %w", storage.ErrUnavailable, id, target, err)
 		}
 		s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
-		if !qok || q.del {
-			// The delivery was finished: its last attempt's lease is left
-			// to expire (a finished delivery needs none), so the replay
-			// would wait the lease's whole ttl. No attempt of it can be
-			// in flight now: drop that lease.
-			s.dropLease(ctx, target, id)
-		}
 		return nil
 	}
 	return fmt.Errorf("%w: requeue %s/%s: too many conflicts", storage.ErrUnavailable, id, target)
