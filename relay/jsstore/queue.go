@@ -387,7 +387,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 			}
 		}
 		if len(msgs) > 0 {
-			ack, err := s.commit(ctx, msgs, nil)
+			seq, err := s.commitRecord(ctx, msgs)
 			if err != nil {
 				if busy.wait(ctx, err) {
 					try-- // the server's batch limit, not a conflict: no try used up
@@ -398,7 +398,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 				}
 				return delivery.Delivery{}, fmt.Errorf("%w: record attempt %s/%s: %w", storage.ErrUnavailable, id, target, err)
 			}
-			s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
+			s.queueWritten(target, id, msgs[len(msgs)-1], seq)
 		}
 		if !current && evok {
 			return d, storage.ErrSuperseded
@@ -453,7 +453,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 			// queued again, so it cannot be a new attempt's lease.
 			s.dropLease(ctx, target, id)
 		}
-		ack, err := s.commit(ctx, msgs, nil)
+		seq, err := s.commitRecord(ctx, msgs)
 		if err != nil {
 			if busy.wait(ctx, err) {
 				try-- // the server's batch limit, not a conflict: no try used up
@@ -464,7 +464,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 			}
 			return fmt.Errorf("%w: requeue %s/%s: %w", storage.ErrUnavailable, id, target, err)
 		}
-		s.queueWritten(target, id, msgs[len(msgs)-1], ack.Seq)
+		s.queueWritten(target, id, msgs[len(msgs)-1], seq)
 		return nil
 	}
 	return fmt.Errorf("%w: requeue %s/%s: too many conflicts", storage.ErrUnavailable, id, target)

@@ -84,7 +84,10 @@
 // message carrying Nats-Expected-Last-Subject-Sequence of what was read:
 // a compare-and-set on both, retried on conflict. A removed queue entry is
 // a tombstone, the batch's last message, that expires after 2 s on each
-// server by itself (a delete would be one more RAFT proposal).
+// server by itself (a delete would be one more RAFT proposal). These writes
+// are group-committed (records.go): the writes waiting at one moment go in
+// one atomic batch, split on a refused compare-and-set until the refused
+// write is alone (it then reads and tries again by itself).
 //
 // A delivery on the node that ingested its event costs: the delivery
 // lease (one publish; the in-flight slot comes from the node's kept slots,
@@ -192,6 +195,7 @@ type Store struct {
 	window    time.Duration
 	log       *slog.Logger
 	ingestCh  chan *ingestReq
+	recordCh  chan *recordReq // delivery writes (records.go)
 	stop      chan struct{}
 	dead      chan struct{} // closed once the committers have exited
 	wg        sync.WaitGroup
@@ -246,7 +250,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("jsstore: bad stream name %q (letters, digits, _ and - only)", opts.Name)
 	}
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
-		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
+		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), recordCh: make(chan *recordReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
 		barrier: opts.Name + ".z." + nuid.Next()}
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
@@ -291,6 +295,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: create stream %s: %w", storage.ErrUnavailable, opts.Name, err)
 	}
 	s.stream = st
+	for range recordCommitters {
+		s.wg.Add(1)
+		go s.recordLoop()
+	}
 	for range opts.MaxInflight {
 		s.wg.Add(1)
 		go s.commitLoop()
