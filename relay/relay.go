@@ -167,13 +167,8 @@ func (s *Server) Start(ctx context.Context) error {
 // inFlight counts this node's attempts in flight to target. (In cluster
 // mode a finished delivery's lease stays until it expires, so the leases
 // in JetStream do not count the cluster's attempts.)
-func (s *Server) inFlight(ctx context.Context, target string) (int, error) {
-	for _, t := range s.engine.Targets() {
-		if t.Name == target {
-			return t.InFlight, nil
-		}
-	}
-	return 0, nil
+func (s *Server) inFlight(_ context.Context, target string) (int, error) {
+	return s.engine.InFlight(target), nil
 }
 
 // targetStates reports each target's state (for metrics), as the delivery

@@ -120,6 +120,18 @@ func takesValue(cmd *cli.Command, name string) bool {
 	return false
 }
 
+// subcommandsOnly is the action of a command that only groups
+// subcommands (events, targets, cluster): its help, or an unknown
+// subcommand refused with the nearest one.
+func subcommandsOnly(parent string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return unknownCommand(c.Command.Subcommands, parent, c.Args().First())
+		}
+		return cli.ShowSubcommandHelp(c)
+	}
+}
+
 // unknownCommand is the error for a command name that is not among cmds,
 // suggesting the nearest one. parent is "" at the top level, else the
 // command the name was given to ("events").

@@ -11,14 +11,9 @@ import (
 
 func clusterCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "cluster",
-		Usage: "cluster mode: inspect the NATS JetStream cluster",
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return unknownCommand(c.Command.Subcommands, "cluster", c.Args().First())
-			}
-			return cli.ShowSubcommandHelp(c)
-		},
+		Name:   "cluster",
+		Usage:  "cluster mode: inspect the NATS JetStream cluster",
+		Action: subcommandsOnly("cluster"),
 		Subcommands: []*cli.Command{{
 			Name:  "status",
 			Usage: "nodes, meta leader, streams and consumers, pending deliveries per target",

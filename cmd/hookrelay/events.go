@@ -24,14 +24,9 @@ import (
 
 func eventsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "events",
-		Usage: "inspect stored events (through the running server, or directly on the store)",
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return unknownCommand(c.Command.Subcommands, "events", c.Args().First())
-			}
-			return cli.ShowSubcommandHelp(c)
-		},
+		Name:   "events",
+		Usage:  "inspect stored events (through the running server, or directly on the store)",
+		Action: subcommandsOnly("events"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",

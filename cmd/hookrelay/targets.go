@@ -11,14 +11,9 @@ import (
 
 func targetsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "targets",
-		Usage: "list targets, pause and resume them (through the running server, or directly on the store)",
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return unknownCommand(c.Command.Subcommands, "targets", c.Args().First())
-			}
-			return cli.ShowSubcommandHelp(c)
-		},
+		Name:   "targets",
+		Usage:  "list targets, pause and resume them (through the running server, or directly on the store)",
+		Action: subcommandsOnly("targets"),
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",

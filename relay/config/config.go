@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/providers"
+	"github.com/hookrelay/hookrelay/relay/storage"
 	"gopkg.in/yaml.v3"
 )
 
@@ -352,8 +353,8 @@ func Default() *Config {
 		},
 		TLS:     TLS{CA: "https://acme-v02.api.letsencrypt.org/directory", HTTPPort: 80, HTTPSPort: 443},
 		Admin:   Admin{Listen: "127.0.0.1:9090"},
-		Storage: Storage{Path: "./data", Retention: Duration(720 * time.Hour), MinFreeBytes: DefaultMinFreeBytes},
-		Dedupe:  Dedupe{Window: Duration(168 * time.Hour), CacheSize: 100000},
+		Storage: Storage{Path: "./data", Retention: Duration(storage.DefaultRetention), MinFreeBytes: DefaultMinFreeBytes},
+		Dedupe:  Dedupe{Window: Duration(storage.DefaultDedupeWindow), CacheSize: 100000},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }

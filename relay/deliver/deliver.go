@@ -270,6 +270,17 @@ func (e *Engine) refreshPausedLoop(ctx context.Context) {
 	}
 }
 
+// InFlight counts the engine's attempts in flight to target (0 for a
+// target it does not have).
+func (e *Engine) InFlight(target string) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if d, ok := e.dispatchers[target]; ok {
+		return int(d.inflight.Load())
+	}
+	return 0
+}
+
 // TargetStatus is what the engine knows of a target now (Paused also
 // while the paused targets could not be read yet: it is held).
 type TargetStatus struct {

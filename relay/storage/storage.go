@@ -149,6 +149,13 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // next.
 var ErrSuperseded = errors.New("delivery superseded by a replay")
 
+// The windows a store keeps things for when none is given (and the config
+// defaults of storage.retention and dedupe.window).
+const (
+	DefaultRetention    = 720 * time.Hour
+	DefaultDedupeWindow = 168 * time.Hour
+)
+
 // Store is what hookrelay keeps: dedupe claims, events with their raw
 // bodies, deliveries, their queue and attempts. Implementations are safe
 // for concurrent use; the conformance suite (package storagetest) states

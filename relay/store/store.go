@@ -87,10 +87,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Retention <= 0 {
-		opts.Retention = 720 * time.Hour
+		opts.Retention = storage.DefaultRetention
 	}
 	if opts.DedupeWindow <= 0 {
-		opts.DedupeWindow = 168 * time.Hour
+		opts.DedupeWindow = storage.DefaultDedupeWindow
 	}
 	ix, err := dedupe.New(opts.DedupeWindow, opts.CacheSize)
 	if err != nil {
