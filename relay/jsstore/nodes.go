@@ -316,9 +316,6 @@ func (l *NodeLease) Err() error {
 	}
 }
 
-// Claim is what this lease wrote.
-func (l *NodeLease) Claim() NodeClaim { return l.me }
-
 // Release stops the refreshes (a refresh in progress is cut short) and
 // deletes the claim (by its sequence: a claim someone else wrote since
 // stays), so the name is free at once. The delete waits at most 5 s.

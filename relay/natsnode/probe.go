@@ -15,7 +15,6 @@ import (
 // RoutePeer is what a route port says about its server in the INFO line it
 // sends to every connection it accepts.
 type RoutePeer struct {
-	Route      string   // the route URL dialed
 	Name       string   `json:"server_name"`
 	ClientURLs []string `json:"connect_urls"` // host:port of its client port(s)
 }
@@ -39,7 +38,6 @@ func ProbeRoutes(ctx context.Context, routes []string, timeout time.Duration) []
 		go func() {
 			defer wg.Done()
 			if p, ok := probe(ctx, u.Host, timeout); ok {
-				p.Route = r
 				mu.Lock()
 				out = append(out, p)
 				mu.Unlock()
