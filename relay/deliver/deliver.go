@@ -47,7 +47,11 @@ type Store interface {
 // mode): a delivery is attempted only under its lease, which one node at a
 // time holds and which frees itself after ttl if its holder dies, and at
 // most maxInFlight leases of a target are held cluster-wide. The returned
-// release ends the lease early.
+// release ends the lease early. An error wrapping storage.ErrNotHere means
+// another node makes the delivery: the engine forgets it (it is still
+// queued in the store, for that node); any other error, that the
+// delivery is held or the target full for now: it is looked at again
+// after leaseRetry.
 type Leaser interface {
 	Lease(ctx context.Context, target, id string, ttl time.Duration, maxInFlight int) (release func(), err error)
 }
@@ -737,6 +741,9 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 	if l := d.e.leaser; l != nil {
 		// Several nodes share the store: attempt only under the lease.
 		release, err := l.Lease(ctx, d.t.Name, due.EventID, d.t.Timeout+leaseMargin, d.t.MaxInFlight)
+		if errors.Is(err, storage.ErrNotHere) {
+			return c
+		}
 		if err != nil {
 			// Another node holds it, or every cluster-wide slot of the
 			// target is taken: look again once a lease could have ended.

@@ -18,6 +18,11 @@ import (
 //     (by ingest, RecordAttempt, Requeue).
 //   - loaded: the delivery record (and its sequence) and event that
 //     LoadDelivery read, for the RecordAttempt that follows.
+//   - fresh: events ingested through this Store whose delivery record
+//     no LoadDelivery has read yet: the first one takes the event's
+//     initial deliveries (no record written) without reading; later ones
+//     read. If another node wrote a record meanwhile (a replay), the
+//     RecordAttempt that follows fails its compare-and-set and reads.
 //
 // queue and loaded are guesses: RecordAttempt's first try writes with them
 // as the expected last subject sequences, so a stale guess (another node
@@ -29,6 +34,7 @@ type cache struct {
 	events fifo[cachedEvent]
 	queue  fifo[queueState]
 	loaded fifo[loadedDelivery]
+	fresh  fifo[struct{}]
 }
 
 type cachedEvent struct {
@@ -88,6 +94,21 @@ func (c *cache) putLoaded(target, id string, l loadedDelivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.loaded.put(target+"\x00"+id, l, 0, cacheEntries, 0)
+}
+
+func (c *cache) putFresh(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fresh.put(id, struct{}{}, 0, cacheEntries, 0)
+}
+
+// takeFresh reports whether event id is fresh, and forgets it.
+func (c *cache) takeFresh(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.fresh.get(id)
+	c.fresh.del(id)
+	return ok
 }
 
 // takeLoaded returns and forgets what LoadDelivery read for (target, id).

@@ -211,56 +211,34 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Lease", func(t *testing.T) {
-		a, b := nodes[0], nodes[1]
-		rel, err := a.Lease(bg, "media", "E1", time.Minute, 2)
-		if err != nil {
-			t.Fatalf("A lease E1: %v", err)
-		}
-		if _, err := b.Lease(bg, "media", "E1", time.Minute, 2); !errors.Is(err, ErrLeased) {
-			t.Fatalf("B lease E1 while A holds it = %v, want ErrLeased", err)
-		}
-		rel2, err := b.Lease(bg, "media", "E2", time.Minute, 2)
-		if err != nil {
-			t.Fatalf("B lease E2: %v", err)
-		}
-		if _, err := b.Lease(bg, "media", "E3", time.Minute, 2); !errors.Is(err, ErrLeased) {
-			t.Fatalf("B lease E3 with both slots taken = %v, want ErrLeased", err)
-		}
-		// A refused lease holds nothing: E3 is free once a slot is.
-		if _, err := a.Lease(bg, "other", "E3", time.Minute, 1); err != nil {
-			t.Fatalf("another target's slots are its own: %v", err)
-		}
-		rel()
-		rel() // twice is harmless
-		// B found every slot taken and refuses for a moment without
-		// asking (slotFullFor); past that moment it asks again.
-		b.slots.mu.Lock()
-		delete(b.slots.full, "media")
-		b.slots.mu.Unlock()
-		rel3, err := b.Lease(bg, "media", "E3", time.Minute, 2)
-		if err != nil {
-			t.Fatalf("B lease E3 after A released: %v", err)
-		}
-		if _, err := a.Lease(bg, "media", "E1", time.Minute, 2); !errors.Is(err, ErrLeased) {
-			t.Fatalf("A lease E1 with slots full = %v, want ErrLeased", err)
-		}
-		rel2()
-		rel3()
-		// A dead holder's lease frees itself after its ttl.
-		if _, err := a.Lease(bg, "dead", "E9", time.Second, 1); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			rel, err := b.Lease(bg, "dead", "E9", time.Second, 1)
-			if err == nil {
-				rel()
-				break
+		// Every delivery has one owner among the nodes: its lease is
+		// granted there and refused with ErrNotHere elsewhere.
+		for _, n := range nodes {
+			if _, _, err := n.DueDeliveries(bg, "media", time.Now(), 1, nil); err != nil {
+				t.Fatal(err)
 			}
-			if !errors.Is(err, ErrLeased) || time.Now().After(deadline) {
-				t.Fatalf("lease of a dead holder not free after its ttl: %v", err)
+		}
+		for i := range 32 {
+			id := fmt.Sprintf("E%d", i)
+			waitOwned(t, nodes, "media", id)
+			got := 0
+			for _, n := range nodes {
+				rel, err := n.Lease(bg, "media", id, time.Second, 0)
+				switch {
+				case err == nil:
+					got++
+					if _, err := n.Lease(bg, "media", id, time.Second, 0); !errors.Is(err, ErrLeased) {
+						t.Fatalf("second lease of %s on its owner = %v, want ErrLeased", id, err)
+					}
+					rel()
+					rel() // twice is harmless
+				case !errors.Is(err, storage.ErrNotHere):
+					t.Fatalf("lease %s: %v", id, err)
+				}
 			}
-			time.Sleep(100 * time.Millisecond)
+			if got != 1 {
+				t.Fatalf("%s leased on %d nodes, want 1", id, got)
+			}
 		}
 	})
 }
@@ -498,10 +476,10 @@ func TestDedupeWindow(t *testing.T) {
 	}
 }
 
-// TestReplayAfterFinish: a finished delivery's lease is left to expire,
-// but a replay of it drops that lease, so the replay can be leased at once
-// and not after the lease's ttl; a lease of a delivery still pending is
-// kept by a replay (its attempt may be in flight).
+// TestReplayAfterFinish: a finished delivery's lease ends with its
+// release, so a replay of it is leased at once; a second lease while one
+// is held is refused; a lease longer than the shard's ownership lasts is
+// refused until the next tick extends the ownership.
 func TestReplayAfterFinish(t *testing.T) {
 	st := open(t, jstest.Single(t), "replay-finished", 1)
 	res, err := st.Ingest(bg, webhook("k1", "t"), []byte("{}"))
@@ -509,7 +487,7 @@ func TestReplayAfterFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := res.ID
-	rel, err := st.Lease(bg, "t", id, time.Hour, 4)
+	rel, err := st.Lease(bg, "t", id, 10*time.Second, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,23 +499,32 @@ func TestReplayAfterFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel()
-	if _, err := st.Lease(bg, "t", id, time.Hour, 4); !errors.Is(err, ErrLeased) {
-		t.Fatalf("lease of a just finished delivery = %v, want ErrLeased (its lease expires by itself)", err)
-	}
 	if err := st.Requeue(bg, id, "t", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	rel, err = st.Lease(bg, "t", id, time.Hour, 4)
+	rel, err = st.Lease(bg, "t", id, 10*time.Second, 4)
 	if err != nil {
 		t.Fatalf("lease of the replayed delivery: %v, want it at once", err)
 	}
-	// Replayed again while this lease is held (pending, maybe in flight):
-	// the lease stays.
-	if err := st.Requeue(bg, id, "t", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Lease(bg, "t", id, time.Hour, 4); !errors.Is(err, ErrLeased) {
+	if _, err := st.Lease(bg, "t", id, 10*time.Second, 4); !errors.Is(err, ErrLeased) {
 		t.Fatalf("lease while another is held = %v, want ErrLeased", err)
 	}
 	rel()
+	// An attempt that may take an hour: not under ownership that lasts
+	// 20 s; the next ticks make it last long enough.
+	if _, err := st.Lease(bg, "t", id, time.Hour, 4); !errors.Is(err, ErrLeased) {
+		t.Fatalf("lease of an hour under 20 s of ownership = %v, want ErrLeased", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rel, err := st.Lease(bg, "t", id, time.Hour, 4)
+		if err == nil {
+			rel()
+			break
+		}
+		if !errors.Is(err, ErrLeased) || time.Now().After(deadline) {
+			t.Fatalf("lease of an hour 10 s later: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

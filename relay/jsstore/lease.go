@@ -4,38 +4,181 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/relay/storage"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Lease takes the cluster-wide lease of the delivery of event id to
-// target for ttl: at most one holder per (target, id), and at most
-// maxInFlight holders per target (maxInFlight <= 0: no bound). It returns
-// an error wrapping ErrLeased when the delivery is held or no slot is
-// free. ttl must exceed the attempt's timeout: there is no renewal, and a
-// lease past its ttl may be taken by another node (expiry runs on the
-// stream leader's clock, to about a second).
+// # Delivery ownership
 //
-// Both are messages created only if their subject is empty (expected last
-// subject sequence 0) with a Nats-TTL, so a dead holder's lease and slot
-// free themselves. The delivery lease lives ttl; release deletes it, unless
-// RecordAttempt finished the delivery meanwhile (queue entry removed):
-// then nobody needs it again and it expires by itself (a replay of it
-// within ttl waits for that). A slot lives ttl + slotSpare and is kept
-// by this Store after release, while it has other leases of the target in
-// flight (see slotPool), for its next lease of the target: a busy node pays for a slot about once per slotHold, not
-// once per delivery. Cost per lease: one publish (the delivery lease),
-// plus, when no kept slot fits, one publish per slot tried and one stream
-// info request listing the taken slots if the first one tried is taken.
-// With every slot taken, Lease waits up to slotWait for one (a slot this
-// node gives back, or one found free by asking again every slotFullFor)
-// before it refuses.
+// Each target's deliveries are split into numShards shards by a hash of
+// the event id (shardOf). A Store attempts a delivery only while it owns
+// the delivery's shard of that target: the message <p>.o.<target>.<k>,
+// created only if its subject is empty (expected last subject sequence 0)
+// and kept by compare-and-set refreshes, with a Nats-TTL, so the shards of
+// a dead node free themselves. Owning a shard is what a per-delivery lease
+// used to be, paid for once per shard and refresh instead of once per
+// delivery: attempts cost no lease writes at all.
+//
+// The cluster-wide max_in_flight bound m is split over the shards: shard
+// k of a target carries capacity(k, m) = ⌊(k+1)m/16⌋ − ⌊km/16⌋ (the
+// capacities add up to m), and a Store runs at most the capacity of the
+// shards it owns at once. Shards are owned by one Store each, so the
+// Stores' attempts together never exceed m.
+//
+// Timing: a Store counts a shard only while its ownership lasts at least
+// an attempt's ttl more (reckoned from before the publish that created or
+// refreshed it, so no later than the server's own expiry). An attempt
+// started under it therefore ends before any other Store can own the
+// shard, whether or not the refreshes keep succeeding.
+//
+// Balance: every Store that delivers publishes its presence
+// (<p>.w.<id>, Nats-TTL presenceTTL) each tick; with n of them present a
+// Store takes free shards up to ⌈16/n⌉ per target, takes any shard left
+// free for two ticks in a row (a dead owner's), and lets go of shards
+// beyond its share: it stops starting attempts under them, then deletes
+// them once their attempts have ended. A Store that owns none of a
+// target's shards with capacity (m < 16 leaves some without) does not
+// keep the others either, so no delivery waits on a Store that may not
+// attempt it.
+//
+// Ingest gives each new event an id whose shard this Store owns for the
+// event's targets (trying up to numShards ids), so the node that accepted
+// an event is the one that delivers it, from memory. The owners of the
+// others (an event routed to several targets, shards that changed hands)
+// find them when they scan their queues: DueDeliveries returns only the
+// deliveries of owned shards, and Lease refuses the others with
+// storage.ErrNotHere, so the engine of the node that accepted them
+// forgets them.
+const (
+	numShards    = 16
+	shardTick    = time.Second
+	presenceTTL  = 10 * time.Second
+	minLeaseTTL  = 15 * time.Second // a shard lasts at least this + shardSpare
+	shardSpare   = 5 * time.Second
+	budgetWait   = 2 * time.Second // how long Lease waits for in-flight room
+	shardRefresh = 2 * shardTick   // refresh a shard once it has lost this much
+)
+
+// ErrLeased is wrapped by Lease when the delivery is already being
+// attempted here or the target's in-flight share is full: try again later.
+var ErrLeased = errors.New("delivery leased")
+
+// shardOf is the shard of event id's deliveries.
+func shardOf(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % numShards)
+}
+
+// capacity is how many attempts shard k of a target with max_in_flight m
+// allows at once (m <= 0: no bound).
+func capacity(k, m int) int {
+	if m <= 0 {
+		return 1 << 20
+	}
+	return (k+1)*m/numShards - k*m/numShards
+}
+
+type ownedShard struct {
+	seq      uint64
+	expires  time.Time // taken or refreshed + ttl, reckoned before the publish
+	draining bool      // beyond this Store's share: no new attempts, deleted once idle
+	inflight int
+}
+
+type targetShards struct {
+	token    string
+	owned    map[int]*ownedShard
+	max      int // max_in_flight as last given to Lease (0: unknown or unbounded)
+	inflight int
+	active   map[string]bool // event ids being attempted here
+	freeSeen map[int]bool    // shards free at the last tick
+}
+
+// budget is the capacity of the shards t may start an attempt of ttl
+// under at now.
+func (t *targetShards) budget(now time.Time, ttl time.Duration) int {
+	n := 0
+	for k, sh := range t.owned {
+		if !sh.draining && !sh.expires.Before(now.Add(ttl)) {
+			n += capacity(k, t.max)
+		}
+	}
+	return n
+}
+
+// shards is the ownership this Store holds, by target.
+type shards struct {
+	mu      sync.Mutex
+	targets map[string]*targetShards
+	maxTTL  time.Duration
+	room    chan struct{} // closed when an attempt ends or shards are won (waiting leases look)
+	minTTL  time.Duration // tests: instead of minLeaseTTL
+	started bool
+	tickMu  sync.Mutex // one tick at a time
+	// owned is, per target, the bit set of shards new events may be given
+	// (owned, not draining), for Ingest to read without the lock.
+	owned atomic.Pointer[map[string]uint32]
+}
+
+func (p *shards) target(name string) *targetShards {
+	t := p.targets[name]
+	if t == nil {
+		if p.targets == nil {
+			p.targets = map[string]*targetShards{}
+		}
+		t = &targetShards{token: token(name), owned: map[int]*ownedShard{}, active: map[string]bool{}}
+		p.targets[name] = t
+	}
+	return t
+}
+
+// wake lets the leases waiting for room look again (the lock held).
+func (p *shards) wake() {
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+}
+
+// publishOwned updates the bit sets Ingest reads (the lock held).
+func (p *shards) publishOwned() {
+	m := make(map[string]uint32, len(p.targets))
+	for name, t := range p.targets {
+		var bits uint32
+		for k, sh := range t.owned {
+			if !sh.draining {
+				bits |= 1 << k
+			}
+		}
+		m[name] = bits
+	}
+	p.owned.Store(&m)
+}
+
+// shardTTL is how long a shard lasts when taken or refreshed now.
+func (p *shards) shardTTL() time.Duration {
+	if p.minTTL > 0 {
+		return max(p.maxTTL, p.minTTL) + shardSpare
+	}
+	return max(p.maxTTL, minLeaseTTL) + shardSpare
+}
+
+// Lease starts an attempt of the delivery of event id to target that
+// must end within ttl: ttl must exceed the attempt's timeout. It returns
+// an error wrapping storage.ErrNotHere when another Store owns the
+// delivery's shard (that Store makes the delivery), and one wrapping
+// ErrLeased when this Store is attempting the delivery already or the
+// target's in-flight share stays full for budgetWait. maxInFlight is the
+// target's cluster-wide bound (<= 0: none). Leases cost no writes.
 func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration, maxInFlight int) (release func(), err error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -43,351 +186,354 @@ func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration,
 	if !validID(id) {
 		return nil, fmt.Errorf("lease %s/%s: bad event id", target, id)
 	}
-	var sl *slot
-	if maxInFlight > 0 {
-		if sl, err = s.slots.take(ctx, s, target, ttl, maxInFlight); err != nil {
-			return nil, err
-		}
-	}
-	lseq, err := s.create(ctx, s.leaseSubj(target, id), ttl)
-	if err != nil {
-		if sl != nil {
-			s.slots.put(s, sl)
-		}
-		if isConflict(err) {
-			return nil, fmt.Errorf("delivery %s/%s: %w", id, target, ErrLeased)
-		}
+	if err := s.deliverTo(ctx, target); err != nil {
 		return nil, err
 	}
-	h := s.held.add(target, id, lseq)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			if sl != nil {
-				s.slots.put(s, sl)
-			}
-			if !s.held.remove(target, id, h) {
-				s.remove([]uint64{lseq})
-			}
-		})
-	}, nil
-}
-
-// create publishes an empty message on subj only if subj holds none.
-func (s *Store) create(ctx context.Context, subj string, ttl time.Duration) (uint64, error) {
-	m := expect(newMsg(subj, nil, max(ttl, time.Second)), 0)
-	ack, err := s.js.PublishMsg(ctx, m)
-	if err != nil {
-		var ae *jetstream.APIError
-		if errors.As(err, &ae) && (ae.ErrorCode == errWrongLastSeq || ae.ErrorCode == errWrongLastSeqConstant) {
-			return 0, &apiError{Code: ae.Code, ErrCode: int(ae.ErrorCode), Description: ae.Description}
+	k := shardOf(id)
+	p := &s.shards
+	deadline := time.Now().Add(budgetWait)
+	p.mu.Lock()
+	for {
+		t := p.target(target)
+		t.max = max(maxInFlight, 0)
+		p.maxTTL = max(p.maxTTL, ttl)
+		now := time.Now()
+		sh := t.owned[k]
+		switch {
+		case sh == nil || sh.draining:
+			p.mu.Unlock()
+			return nil, fmt.Errorf("delivery %s/%s: shard %d: %w", id, target, k, storage.ErrNotHere)
+		case sh.expires.Before(now.Add(ttl)):
+			// Owned, but not for long enough (ttl grew, or refreshes fail).
+			p.mu.Unlock()
+			return nil, fmt.Errorf("delivery %s/%s: shard %d expires too soon: %w", id, target, k, ErrLeased)
+		case t.active[id]:
+			p.mu.Unlock()
+			return nil, fmt.Errorf("delivery %s/%s: being attempted: %w", id, target, ErrLeased)
+		case t.inflight < t.budget(now, ttl):
+			t.inflight++
+			sh.inflight++
+			t.active[id] = true
+			p.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { s.endAttempt(target, id, k) }) }, nil
 		}
-		return 0, fmt.Errorf("%w: lease %s: %w", storage.ErrUnavailable, subj, err)
+		if !now.Before(deadline) {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("target %s: in-flight share full: %w", target, ErrLeased)
+		}
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
+		p.mu.Unlock()
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ctx.Done():
+		case <-room:
+		case <-timer.C:
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: lease %s/%s: %w", storage.ErrUnavailable, id, target, ctx.Err())
+		}
+		p.mu.Lock()
 	}
-	return ack.Sequence, nil
 }
 
-// dropLease removes the delivery lease of (target, id), whoever holds it
-// (Requeue of a finished delivery: its lease is a leftover). A failure
-// only means the replay waits for the lease to expire.
-func (s *Store) dropLease(ctx context.Context, target, id string) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.leaseSubj(target, id))); err != nil {
-		s.log.Debug("drop a finished delivery's lease", "target", target, "id", id, "err", err)
+func (s *Store) endAttempt(target, id string, k int) {
+	p := &s.shards
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.target(target)
+	t.inflight--
+	delete(t.active, id)
+	if sh := t.owned[k]; sh != nil {
+		sh.inflight--
+	}
+	p.wake()
+}
+
+// deliverTo makes this Store take part in delivering target: the first
+// call runs a tick at once (so a lone Store owns every shard when it
+// returns) and starts the ticker.
+func (s *Store) deliverTo(ctx context.Context, target string) error {
+	p := &s.shards
+	p.mu.Lock()
+	_, known := p.targets[target]
+	p.target(target)
+	start := !p.started
+	p.started = true
+	p.mu.Unlock()
+	if known {
+		return nil
+	}
+	if err := s.tick(ctx); err != nil {
+		return err
+	}
+	if start {
+		s.wg.Add(1)
+		go s.shardLoop()
+	}
+	return nil
+}
+
+func (s *Store) shardLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(shardTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.tick(ctx); err != nil {
+			s.log.Warn("delivery shards", "err", err)
+		}
+		cancel()
 	}
 }
 
-// remove deletes lease messages by sequence: a lease that expired and was
-// taken by another holder has another sequence and stays.
+// ownSubj is the subject of shard k of the target with subject token tok.
+func (s *Store) ownSubj(tok string, k int) string { return s.p + "o." + tok + "." + strconv.Itoa(k) }
+
+// tick announces this Store, refreshes the shards it keeps, lets go of
+// those beyond its share and takes free ones (see the comment above).
+func (s *Store) tick(ctx context.Context) error {
+	p := &s.shards
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	if _, err := s.js.PublishMsg(ctx, newMsg(s.presence, nil, presenceTTL)); err != nil {
+		return fmt.Errorf("%w: presence: %w", storage.ErrUnavailable, err)
+	}
+	present, err := s.subjects(ctx, s.p+"w.*")
+	if err != nil {
+		return err
+	}
+	taken, err := s.subjects(ctx, s.p+"o.>")
+	if err != nil {
+		return err
+	}
+	share := (numShards + max(len(present), 1) - 1) / max(len(present), 1)
+
+	type op struct {
+		target, token string
+		k             int
+		seq           uint64 // 0: take; else refresh
+	}
+	var ops []op
+	var drop []uint64
+	p.mu.Lock()
+	now := time.Now()
+	ttl := p.shardTTL()
+	for name, t := range p.targets {
+		keep := 0
+		withCap := false
+		for k, sh := range t.owned {
+			if sh.expires.Before(now) {
+				delete(t.owned, k) // expired: another Store may own it now
+				continue
+			}
+			if !sh.draining {
+				keep++
+				withCap = withCap || capacity(k, t.max) > 0
+			}
+		}
+		// Let go of shards beyond the share, or of every shard when none
+		// carries capacity: those with the least capacity first.
+		excess := keep - share
+		if !withCap {
+			excess = keep
+		}
+		if excess > 0 {
+			ks := sortedShards(t.owned, func(sh *ownedShard) bool { return !sh.draining })
+			slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+			for _, k := range ks[:excess] {
+				t.owned[k].draining = true
+			}
+			keep -= excess
+		}
+		for _, k := range sortedShards(t.owned, func(*ownedShard) bool { return true }) {
+			sh := t.owned[k]
+			switch {
+			case sh.draining && sh.inflight == 0 && t.inflight <= t.budget(now, 0):
+				delete(t.owned, k)
+				drop = append(drop, sh.seq)
+			case !sh.draining && sh.expires.Sub(now) < ttl-shardRefresh:
+				ops = append(ops, op{name, t.token, k, sh.seq})
+			}
+		}
+		// Take free shards: up to the share, and any left free since the
+		// last tick (an owner gone). Shards with capacity first, and
+		// shards without only alongside one with.
+		free := []int{}
+		for k := range numShards {
+			if _, mine := t.owned[k]; !mine && !taken[s.ownSubj(t.token, k)] {
+				free = append(free, k)
+			}
+		}
+		rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+		slices.SortStableFunc(free, func(a, b int) int { return capacity(b, t.max) - capacity(a, t.max) })
+		seen := map[int]bool{}
+		for _, k := range free {
+			seen[k] = true
+			if capacity(k, t.max) == 0 && !withCap {
+				continue
+			}
+			if keep < share || t.freeSeen[k] {
+				ops = append(ops, op{name, t.token, k, 0})
+				keep++
+				withCap = withCap || capacity(k, t.max) > 0
+			}
+		}
+		t.freeSeen = seen
+	}
+	p.mu.Unlock()
+	s.remove(drop)
+
+	// Publish the takes and refreshes together, then apply the answers.
+	before := time.Now()
+	futs := make([]jetstream.PubAckFuture, len(ops))
+	errs := make([]error, len(ops))
+	for i, o := range ops {
+		futs[i], errs[i] = s.js.PublishMsgAsync(expect(newMsg(s.ownSubj(o.token, o.k), nil, ttl), o.seq))
+	}
+	acks := make([]uint64, len(ops))
+	for i := range ops {
+		if errs[i] != nil {
+			continue
+		}
+		select {
+		case a := <-futs[i].Ok():
+			acks[i] = a.Sequence
+		case errs[i] = <-futs[i].Err():
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	var firstErr error
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	won := false
+	for i, o := range ops {
+		t := p.target(o.target)
+		switch {
+		case errs[i] == nil && o.seq == 0:
+			t.owned[o.k] = &ownedShard{seq: acks[i], expires: before.Add(ttl)}
+			won = true
+		case errs[i] == nil:
+			if sh := t.owned[o.k]; sh != nil && sh.seq == o.seq {
+				sh.seq, sh.expires = acks[i], before.Add(ttl)
+			}
+		case isConflict(errs[i]):
+			if o.seq != 0 {
+				delete(t.owned, o.k) // lost it (it expired): another Store may own it
+			}
+		case firstErr == nil:
+			firstErr = fmt.Errorf("%w: shard %d of %s: %w", storage.ErrUnavailable, o.k, o.target, errs[i])
+		}
+	}
+	p.publishOwned()
+	if won {
+		p.wake()
+	}
+	return firstErr
+}
+
+// subjects lists the stored subjects matching filter.
+func (s *Store) subjects(ctx context.Context, filter string) (map[string]bool, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, fmt.Errorf("%w: list %s: %w", storage.ErrUnavailable, filter, err)
+	}
+	out := make(map[string]bool, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		out[subj] = true
+	}
+	return out, nil
+}
+
+// sortedShards lists the shards of owned that keep reports, in order.
+func sortedShards(owned map[int]*ownedShard, keep func(*ownedShard) bool) []int {
+	ks := make([]int, 0, len(owned))
+	for k, sh := range owned {
+		if keep(sh) {
+			ks = append(ks, k)
+		}
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// owns reports whether this Store may start attempts of the deliveries
+// of event id to target now (for queue reads).
+func (s *Store) owns(target, id string) bool {
+	m := s.shards.owned.Load()
+	return m != nil && (*m)[target]&(1<<shardOf(id)) != 0
+}
+
+// pickID gives ev a new id whose shard this Store owns for as many of its
+// targets as it can find in numShards tries.
+func (s *Store) pickID(ev *storage.Event) {
+	ev.ID = s.ids.New(ev.ReceivedAt)
+	m := s.shards.owned.Load()
+	if m == nil || len(ev.Targets) == 0 {
+		return
+	}
+	score := func(id string) int {
+		n := 0
+		for _, t := range ev.Targets {
+			if (*m)[t]&(1<<shardOf(id)) != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	best, bestN := ev.ID, score(ev.ID)
+	for i := 1; i < numShards && bestN < len(ev.Targets); i++ {
+		id := s.ids.New(ev.ReceivedAt)
+		if n := score(id); n > bestN {
+			best, bestN = id, n
+		}
+	}
+	ev.ID = best
+}
+
+// releaseShards deletes the shards and the presence of this Store (Close):
+// the other Stores take the shards at their next ticks.
+func (s *Store) releaseShards() {
+	p := &s.shards
+	p.mu.Lock()
+	var seqs []uint64
+	for _, t := range p.targets {
+		for k, sh := range t.owned {
+			seqs = append(seqs, sh.seq)
+			delete(t.owned, k)
+		}
+	}
+	started := p.started
+	p.publishOwned()
+	p.mu.Unlock()
+	s.remove(seqs)
+	if started {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.presence))
+	}
+}
+
+// remove deletes messages by sequence (a shard deleted by sequence is
+// left alone if it expired and another Store took it meanwhile: that is
+// another sequence).
 func (s *Store) remove(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, seq := range seqs {
 		_ = s.stream.DeleteMsg(ctx, seq)
 	}
-}
-
-// ---- delivery leases held by this Store ----
-
-// heldLease is a delivery lease this Store holds; finished is set by
-// RecordAttempt once the delivery's queue entry is removed.
-type heldLease struct {
-	seq      uint64
-	finished bool
-}
-
-// heldLeases are the delivery leases this Store holds, by target NUL id.
-type heldLeases struct {
-	mu sync.Mutex
-	m  map[string]*heldLease
-}
-
-func (h *heldLeases) add(target, id string, seq uint64) *heldLease {
-	l := &heldLease{seq: seq}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = map[string]*heldLease{}
-	}
-	h.m[target+"\x00"+id] = l
-	return l
-}
-
-// finish marks the lease of (target, id), if held, as no longer needed.
-func (h *heldLeases) finish(target, id string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if l := h.m[target+"\x00"+id]; l != nil {
-		l.finished = true
-	}
-}
-
-// remove forgets l and reports whether its delivery was finished.
-func (h *heldLeases) remove(target, id string, l *heldLease) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	k := target + "\x00" + id
-	if h.m[k] == l {
-		delete(h.m, k)
-	}
-	return l.finished
-}
-
-// ---- in-flight slots ----
-
-// slotSpare is how much longer than the lease ttl a slot lives, so that a
-// kept slot can serve later leases; slotHold is how long this Store keeps
-// one slot at most before giving it back to the cluster (other nodes get
-// their turn); slotIdle is how long a kept slot waits unused before it is
-// given back.
-const (
-	slotSpare = 3 * time.Second
-	slotHold  = 2 * time.Second
-	slotIdle  = 200 * time.Millisecond
-	// slotFullFor: after finding every slot of a target taken, a Store
-	// does not ask the cluster again for this long (its leases wait for
-	// its own slots meanwhile); slotWait is how long a lease waits for a
-	// slot before it is refused.
-	slotFullFor = 50 * time.Millisecond
-	slotWait    = time.Second
-)
-
-// slot is one in-flight slot this Store holds.
-type slot struct {
-	target  string
-	n       int
-	seq     uint64
-	taken   time.Time // before its publish: no later than the server's stamp
-	expires time.Time // taken + its Nats-TTL
-	idle    *time.Timer
-}
-
-// slotPool keeps the slots released by this Store's leases for a moment
-// while the node is busy with their target, so that its next lease of the
-// target takes one without a round trip. A kept slot still counts against the target's max_in_flight: the
-// cluster-wide bound holds, it only stays with this node a little longer.
-type slotPool struct {
-	mu      sync.Mutex
-	free    map[string][]*slot   // by target
-	busy    map[string]int       // slots of each target in use by leases
-	full    map[string]time.Time // target -> until when not to ask the cluster again
-	wake    chan struct{}        // closed when a slot is kept (waiting leases look)
-	waiting map[string]int       // leases waiting in take, by target
-	closed  bool
-}
-
-func (p *slotPool) inUse(target string, d int) {
-	if p.busy == nil {
-		p.busy = map[string]int{}
-	}
-	if p.busy[target] += d; p.busy[target] <= 0 {
-		delete(p.busy, target)
-	}
-}
-
-// take returns a kept slot of target good for ttl more, or takes a free
-// one. When every slot is taken it waits, up to slotWait, for one of this
-// Store's own slots to come back (see put) or, once per slotFullFor, asks
-// the cluster again: a worker waiting here costs nothing, where a refused
-// lease sends its delivery back to the engine for a while.
-func (p *slotPool) take(ctx context.Context, s *Store, target string, ttl time.Duration, maxInFlight int) (*slot, error) {
-	deadline := time.Now().Add(slotWait)
-	for {
-		now := time.Now()
-		p.mu.Lock()
-		if sl := p.kept(target, ttl, maxInFlight, now); sl != nil {
-			p.inUse(target, 1)
-			p.mu.Unlock()
-			return sl, nil
-		}
-		until, full := p.full[target]
-		full = full && now.Before(until)
-		if p.wake == nil {
-			p.wake = make(chan struct{})
-		}
-		if p.waiting == nil {
-			p.waiting = map[string]int{}
-		}
-		wake := p.wake
-		p.mu.Unlock()
-		if !full {
-			sl, err := p.acquire(ctx, s, target, ttl, maxInFlight)
-			if err == nil || !errors.Is(err, ErrLeased) {
-				return sl, err
-			}
-			until = time.Now().Add(slotFullFor)
-		}
-		if !now.Before(deadline) {
-			return nil, fmt.Errorf("target %s: all %d in-flight slots taken: %w", target, maxInFlight, ErrLeased)
-		}
-		p.mu.Lock()
-		p.waiting[target]++
-		p.mu.Unlock()
-		t := time.NewTimer(min(time.Until(until), time.Until(deadline)))
-		select {
-		case <-ctx.Done():
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
-		p.mu.Lock()
-		if p.waiting[target]--; p.waiting[target] <= 0 {
-			delete(p.waiting, target)
-		}
-		p.mu.Unlock()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: lease slot of %s: %w", storage.ErrUnavailable, target, ctx.Err())
-		}
-	}
-}
-
-// kept removes and returns a kept slot of target good for ttl more, if
-// any (the lock held).
-func (p *slotPool) kept(target string, ttl time.Duration, maxInFlight int, now time.Time) *slot {
-	free := p.free[target]
-	for i := len(free) - 1; i >= 0; i-- {
-		sl := free[i]
-		if sl.n < maxInFlight && sl.expires.Sub(now) >= ttl && sl.idle.Stop() {
-			p.free[target] = append(free[:i], free[i+1:]...)
-			return sl
-		}
-	}
-	return nil
-}
-
-// acquire takes a free slot of target from the cluster: one publish on a
-// random slot, and if that is taken one stream info request listing the
-// taken ones and a publish per slot left. Finding none free, it marks
-// the target full for slotFullFor.
-func (p *slotPool) acquire(ctx context.Context, s *Store, target string, ttl time.Duration, maxInFlight int) (*slot, error) {
-	try := func(n int) (*slot, error) {
-		taken := time.Now()
-		life := ttl + slotSpare
-		seq, err := s.create(ctx, s.slotSubj(target, n), life)
-		if err != nil {
-			return nil, err
-		}
-		sec, _ := strconv.ParseInt(ttlSeconds(life), 10, 64)
-		p.mu.Lock()
-		p.inUse(target, 1)
-		p.mu.Unlock()
-		return &slot{target: target, n: n, seq: seq, taken: taken, expires: taken.Add(time.Duration(sec) * time.Second)}, nil
-	}
-	first := rand.N(maxInFlight)
-	sl, err := try(first)
-	if err == nil || !isConflict(err) {
-		return sl, err
-	}
-	// Taken: list the taken slots (one request) and try the others.
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.slotFilter(target)))
-	if err != nil {
-		return nil, fmt.Errorf("%w: slots of %s: %w", storage.ErrUnavailable, target, err)
-	}
-	busy := map[int]bool{first: true}
-	for subj := range info.State.Subjects {
-		if n, err := strconv.Atoi(subj[strings.LastIndexByte(subj, '.')+1:]); err == nil {
-			busy[n] = true
-		}
-	}
-	start := rand.N(maxInFlight)
-	for k := range maxInFlight {
-		n := (start + k) % maxInFlight
-		if busy[n] {
-			continue
-		}
-		sl, err := try(n)
-		if err == nil || !isConflict(err) {
-			return sl, err
-		}
-	}
-	p.mu.Lock()
-	if p.full == nil {
-		p.full = map[string]time.Time{}
-	}
-	p.full[target] = time.Now().Add(slotFullFor)
-	p.mu.Unlock()
-	return nil, fmt.Errorf("target %s: all %d in-flight slots taken: %w", target, maxInFlight, ErrLeased)
-}
-
-// put keeps sl for the next lease of its target while other leases of the
-// target are in flight or waiting here (the node is busy with it: more are
-// coming), and gives it back when the node is not, when it was held for slotHold,
-// or when the Store is closing.
-func (p *slotPool) put(s *Store, sl *slot) {
-	p.mu.Lock()
-	p.inUse(sl.target, -1)
-	if p.closed || p.busy[sl.target]+p.waiting[sl.target] == 0 || time.Since(sl.taken) >= slotHold {
-		p.mu.Unlock()
-		s.remove([]uint64{sl.seq})
-		return
-	}
-	if p.free == nil {
-		p.free = map[string][]*slot{}
-	}
-	p.free[sl.target] = append(p.free[sl.target], sl)
-	sl.idle = time.AfterFunc(slotIdle, func() { p.expire(s, sl) })
-	if p.wake != nil {
-		close(p.wake) // a lease waiting for a slot may take this one
-		p.wake = nil
-	}
-	p.mu.Unlock()
-}
-
-// expire gives back sl after it stayed unused for slotIdle.
-func (p *slotPool) expire(s *Store, sl *slot) {
-	p.mu.Lock()
-	free := p.free[sl.target]
-	i := -1
-	for j, f := range free {
-		if f == sl {
-			i = j
-		}
-	}
-	if i < 0 {
-		p.mu.Unlock()
-		return // taken meanwhile
-	}
-	p.free[sl.target] = append(free[:i], free[i+1:]...)
-	p.mu.Unlock()
-	s.remove([]uint64{sl.seq})
-}
-
-// close gives back every kept slot; later puts give theirs back at once.
-func (p *slotPool) close(s *Store) {
-	p.mu.Lock()
-	p.closed = true
-	var seqs []uint64
-	for _, free := range p.free {
-		for _, sl := range free {
-			// Whether or not its idle timer has fired: with p.free gone,
-			// the timer's own give-back finds nothing to do. Deleting by
-			// sequence twice is harmless.
-			sl.idle.Stop()
-			seqs = append(seqs, sl.seq)
-		}
-	}
-	p.free = nil
-	p.mu.Unlock()
-	s.remove(seqs)
 }

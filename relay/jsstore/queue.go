@@ -37,6 +37,9 @@ func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time,
 	if err := s.check(); err != nil {
 		return nil, time.Time{}, err
 	}
+	if err := s.deliverTo(ctx, target); err != nil {
+		return nil, time.Time{}, fmt.Errorf("scan queue %s: %w", target, err)
+	}
 	// Only the entries due and not skipped are sorted, and of those only
 	// the limit first: the queue may be long and memory holds most of it.
 	var due []queued
@@ -44,7 +47,7 @@ func (s *Store) DueDeliveries(ctx context.Context, target string, now time.Time,
 	nowNS := now.UnixNano()
 	err := s.syncQueue(ctx, target, func(entries map[string]queued) {
 		for _, e := range entries {
-			if skip != nil && skip(e.id) {
+			if (skip != nil && skip(e.id)) || !s.owns(target, e.id) {
 				continue
 			}
 			if e.ns > nowNS {
@@ -222,8 +225,11 @@ func (s *Store) LoadDelivery(ctx context.Context, id, target string) (*storage.E
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("event %s: %w", id, storage.ErrNotFound)
 	}
-	ds, seq, err := s.deliveries(ctx, ev)
-	if err != nil {
+	var ds []delivery.Delivery
+	var seq uint64
+	if s.cache.takeFresh(id) {
+		ds = initialDeliveries(ev) // none written yet, as far as this Store knows (see cache)
+	} else if ds, seq, err = s.deliveries(ctx, ev); err != nil {
 		return nil, nil, nil, err
 	}
 	s.cache.putLoaded(target, id, loadedDelivery{ev: ev, ds: ds, seq: seq})
@@ -293,8 +299,7 @@ func (b *busyWait) wait(ctx context.Context, err error) bool {
 
 // queueWritten notes the last message m of a committed batch (sequence
 // seq): a queue entry's new sequence and due time for the next
-// compare-and-set, or, for a tombstone, that the delivery is finished (its
-// lease, if this Store holds it, need not be deleted).
+// compare-and-set, or, for a tombstone, that the delivery is finished.
 func (s *Store) queueWritten(target, id string, m *nats.Msg, seq uint64) {
 	if m.Subject != s.queueSubj(target, id) {
 		s.cache.dropQueue(target, id) // the entry did not change
@@ -302,7 +307,6 @@ func (s *Store) queueWritten(target, id string, m *nats.Msg, seq uint64) {
 	}
 	if m.Header.Get(hdrOp) == opDel {
 		s.cache.dropQueue(target, id)
-		s.held.finish(target, id)
 		return
 	}
 	if ns, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil {
@@ -316,6 +320,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id, target string, queueKey [
 	if err := s.check(); err != nil {
 		return delivery.Delivery{}, err
 	}
+	s.cache.takeFresh(id) // it writes the delivery record
 	kt, kid, entry, ok := parseQueueKey(queueKey)
 	if !ok || kid != id || kt != target || !validID(id) {
 		return delivery.Delivery{}, fmt.Errorf("record attempt %s/%s: queue key %q is not one of this delivery's", id, target, queueKey)
@@ -414,6 +419,7 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 	if err := s.check(); err != nil {
 		return err
 	}
+	s.cache.takeFresh(id) // it writes the delivery record
 	var busy busyWait
 	for try := 0; try < maxCASTries; try++ {
 		if try > 0 {
@@ -445,13 +451,6 @@ func (s *Store) Requeue(ctx context.Context, id, target string, now time.Time) e
 		msgs := []*nats.Msg{am}
 		if m := s.queueMsg(target, id, op, q, qok); m != nil {
 			msgs = append(msgs, m)
-		}
-		if !qok || q.del {
-			// The delivery is finished: its last attempt's lease is left to
-			// expire (a finished delivery needs none), so the replay would
-			// wait the lease's whole ttl. Dropped before the entry is
-			// queued again, so it cannot be a new attempt's lease.
-			s.dropLease(ctx, target, id)
 		}
 		seq, err := s.commitRecord(ctx, msgs)
 		if err != nil {

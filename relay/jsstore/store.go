@@ -14,8 +14,8 @@
 //	<p>.m.<event id>                   -> storage.Event JSON, then the raw body (Hr-Meta: JSON length)  Nats-TTL: retention
 //	<p>.a.<event id>                   -> []delivery.Delivery    Nats-TTL: rest of retention
 //	<p>.q.<target>.<event id>          -> due (unix ns), or a tombstone (Hr-Op: del, Nats-TTL 2m)
-//	<p>.l.<target>.<event id>          -> delivery lease         Nats-TTL: lease ttl
-//	<p>.s.<target>.<slot>              -> in-flight slot lease   Nats-TTL: lease ttl + 3s
+//	<p>.o.<target>.<shard>             -> a delivery shard's owner (lease.go)  Nats-TTL: attempt ttl + 5s, at least 20s
+//	<p>.w.<nuid>                       -> a delivering Store's presence (lease.go)  Nats-TTL: 10s
 //	<p>.t.<target>                     -> paused since, or a tombstone once resumed (targets.go)
 //	<p>.n.<node>                       -> the claim of a running node's name (nodes.go)
 //	<p>.z.<nuid>                       -> a queue scan's barrier (one per Store)  Nats-TTL: 1m
@@ -89,15 +89,16 @@
 // one atomic batch, split on a refused compare-and-set until the refused
 // write is alone (it then reads and tries again by itself).
 //
-// A delivery on the node that ingested its event costs: the delivery
-// lease (one publish; the in-flight slot comes from the node's kept slots,
-// see Lease), one get in LoadDelivery (the delivery record: the event and
-// its body come from the node's cache), and one atomic batch in
-// RecordAttempt, whose first try writes from what LoadDelivery read and
-// the queue entry's sequence this node wrote, without reading (see cache);
-// release deletes nothing once the delivery is finished. On another node,
-// LoadDelivery reads the event record too and RecordAttempt the queue
-// entry. Stale guesses fail the compare-and-set and are read again.
+// Which Store attempts a delivery is decided by the ownership of its
+// shard (lease.go): Lease costs no writes. A delivery on the node that
+// ingested its event (Ingest picks an id in one of its own shards) costs
+// one get in LoadDelivery (the delivery record: the event and its body
+// come from the node's cache) and one atomic batch in RecordAttempt,
+// whose first try writes from what LoadDelivery read and the queue
+// entry's sequence this node wrote, without reading (see cache). On
+// another node, LoadDelivery reads the event record too and RecordAttempt
+// the queue entry. Stale guesses fail the compare-and-set and are read
+// again.
 //
 // # Reads and their cost
 //
@@ -155,10 +156,6 @@ import (
 	"github.com/nats-io/nuid"
 )
 
-// ErrLeased is wrapped by Lease when the delivery is held by another
-// holder or the target has no free in-flight slot.
-var ErrLeased = errors.New("delivery leased")
-
 // Options configure a Store.
 type Options struct {
 	// Conn is an open connection to use (not closed by Close). Without
@@ -201,8 +198,8 @@ type Store struct {
 	wg        sync.WaitGroup
 	ids       storage.IDGen
 	barrier   string // this Store's scan barrier subject
-	slots     slotPool
-	held      heldLeases
+	presence  string // this Store's presence subject, while it delivers (lease.go)
+	shards    shards
 	cache     cache
 	viewsMu   sync.Mutex
 	views     map[string]*queueView // by target
@@ -252,6 +249,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
 		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), recordCh: make(chan *recordReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
 		barrier: opts.Name + ".z." + nuid.Next()}
+	s.presence = s.p + "w." + s.barrier[len(s.p)+2:]
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
 			return nil, errors.New("jsstore: no NATS connection or URLs")
@@ -319,7 +317,7 @@ func (s *Store) Close(ctx context.Context) error {
 		close(s.stop)
 		s.wg.Wait()
 		close(s.dead)
-		s.slots.close(s)
+		s.releaseShards()
 		s.closeViews()
 		if s.ownConn {
 			_ = s.nc.Drain()
@@ -403,11 +401,6 @@ func (s *Store) rawSubj(id string) string      { return s.p + "r." + id }
 func (s *Store) delivSubj(id string) string    { return s.p + "a." + id }
 func (s *Store) queueSubj(t, id string) string { return s.p + "q." + token(t) + "." + id }
 func (s *Store) queueFilter(t string) string   { return s.p + "q." + token(t) + ".*" }
-func (s *Store) leaseSubj(t, id string) string { return s.p + "l." + token(t) + "." + id }
-func (s *Store) slotFilter(t string) string    { return s.p + "s." + token(t) + ".*" }
-func (s *Store) slotSubj(t string, n int) string {
-	return s.p + "s." + token(t) + "." + strconv.Itoa(n)
-}
 
 // Queue keys (Due.Key): target NUL id NUL due-ns.
 // QueueKey implements storage.Store.
@@ -644,7 +637,7 @@ func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (stor
 
 func (s *Store) newReq(ev *storage.Event, raw []byte) (*ingestReq, error) {
 	tok := claimToken(ev.Source, ev.DedupeKey)
-	ev.ID = s.ids.New(ev.ReceivedAt)
+	s.pickID(ev)
 	meta, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
@@ -822,6 +815,7 @@ func (s *Store) remember(group []*ingestReq, last uint64, n int) {
 	seq := last - uint64(n) // before the first message
 	for _, r := range group {
 		s.cache.putEvent(r.ev.ID, r.meta, r.raw)
+		s.cache.putFresh(r.ev.ID)
 		first := len(r.msgs) - len(r.ev.Targets) // the queue entries come last
 		for i, t := range r.ev.Targets {
 			s.cache.putQueue(t, r.ev.ID, queueState{seq: seq + uint64(first+i) + 1, ns: r.ev.ReceivedAt.UnixNano()})

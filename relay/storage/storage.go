@@ -19,6 +19,10 @@ import (
 // (closed, shutting down, disk trouble). The HTTP layer answers 503.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrNotHere is wrapped by a shared store's lease when another node makes
+// the delivery: this node leaves it to that one.
+var ErrNotHere = errors.New("delivery belongs to another node")
+
 // ErrNotFound is returned for unknown event ids.
 var ErrNotFound = errors.New("not found")
 
