@@ -29,7 +29,8 @@ const clockTicks = 100
 type clusterRun struct {
 	Name     string
 	Nodes    int
-	Replicas int // 0: Badger (no cluster section)
+	Replicas int  // 0: Badger (no cluster section)
+	NoRelay  bool // no target and no route: ingest alone
 	LoadPre  string
 
 	Sends []*sendStats // one per send process (one per node)
@@ -244,11 +245,16 @@ const (
 	runBadger = "single node, Badger"
 	runR1     = "single node, JetStream R1"
 	runR3     = "three nodes, JetStream R3"
+	// The same without targets: ingest alone, as in the ingest phase.
+	runBadgerIngest = "single node, Badger, ingest only"
+	runR3Ingest     = "three nodes, JetStream R3, ingest only"
 )
 
-// phaseCluster runs the three configurations one after another, each on
-// fresh data directories: single-node Badger (sync off), single-node
-// cluster mode (embedded NATS, replicas 1), three nodes (replicas 3).
+// phaseCluster runs the configurations one after another, each on fresh
+// data directories: single-node Badger (sync off), single-node cluster
+// mode (embedded NATS, replicas 1), three nodes (replicas 3), each
+// relaying every event; then Badger and three nodes again with no target
+// (ingest alone).
 func (b *bench) phaseCluster(ctx context.Context, res *results) error {
 	cr := &clusterResult{Date: time.Now().UTC(), Command: res.Command, Machine: res.Machine, Duration: b.s.ClusterDuration}
 	cr.Machine.LoadStart = loadAvg()
@@ -267,12 +273,13 @@ func (b *bench) phaseCluster(ctx context.Context, res *results) error {
 	for _, c := range []struct {
 		name            string
 		nodes, replicas int
-	}{{runBadger, 1, 0}, {runR1, 1, 1}, {runR3, 3, 3}} {
+		noRelay         bool
+	}{{runBadger, 1, 0, false}, {runR1, 1, 1, false}, {runR3, 3, 3, false}, {runBadgerIngest, 1, 0, true}, {runR3Ingest, 3, 3, true}} {
 		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("%s: not run: %w", c.name, ctx.Err()))
 			continue
 		}
-		run := &clusterRun{Name: c.name, Nodes: c.nodes, Replicas: c.replicas}
+		run := &clusterRun{Name: c.name, Nodes: c.nodes, Replicas: c.replicas, NoRelay: c.noRelay}
 		b.logf("  cluster: %s", c.name)
 		if err := b.clusterOne(ctx, run, tgt); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -320,7 +327,11 @@ func (b *bench) clusterOne(ctx context.Context, run *clusterRun, tgt *sink200) e
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		text := b.config(filepath.Join(dir, "data"), false, tgt.url)
+		url := tgt.url
+		if run.NoRelay {
+			url = ""
+		}
+		text := b.config(filepath.Join(dir, "data"), false, url)
 		if run.Replicas > 0 {
 			var routes []string
 			for j := range run.Nodes {
@@ -445,7 +456,8 @@ func (b *bench) clusterOne(ctx context.Context, run *clusterRun, tgt *sink200) e
 
 	// Delivery: wait until the target has every accepted event.
 	deadline := sendEnd.Add(b.s.ClusterDrain)
-	for {
+	run.Drained = run.NoRelay // nothing to deliver
+	for !run.NoRelay {
 		run.Delivered, run.Extra = tgt.counts()
 		if run.Drained = run.Delivered >= run.Accepted; run.Drained || time.Now().After(deadline) || ctx.Err() != nil {
 			break

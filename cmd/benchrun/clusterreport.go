@@ -35,6 +35,9 @@ func clusterTables(cr *clusterResult) []table {
 			"written bytes/event (window)", "written bytes/event with delivery", "server CPUs busy (sending / after)", "generator CPU", "target CPU µs/event"},
 	}
 	for _, c := range cr.Runs {
+		if c.NoRelay {
+			continue
+		}
 		ratio := "1.00x"
 		if c.Name != runBadger {
 			ratio = "-"
@@ -103,13 +106,49 @@ func clusterTables(cr *clusterResult) []table {
 			add(fmt.Sprintf("%d nodes, R3, ceiling if the work spread evenly: %d × 2,000,000 / c", n, n), c, float64(n)*machineCPU/c)
 		}
 	}
-	return []table{main, proj}
+	ingest := table{
+		title:  fmt.Sprintf("Cluster mode: %s at maximum rate, ingest alone (no target, no route: events stored as unrouted, as in the ingest phase)", cr.Duration),
+		header: []string{"run", "load avg before", "accepted", "failed", "events/s", "vs Badger", "p50 ms", "p99 ms", "server CPU µs/event", "per node µs/event", "written bytes/event", "server CPUs busy", "generator CPU"},
+	}
+	bi := cr.run(runBadgerIngest).Throughput()
+	for _, c := range cr.Runs {
+		if !c.NoRelay {
+			continue
+		}
+		ratio := "1.00x"
+		if c.Name != runBadgerIngest {
+			ratio = "-"
+			if bi > 0 {
+				ratio = fmt.Sprintf("%.2fx", c.Throughput()/bi)
+			}
+		}
+		per := "-"
+		if len(c.ServerCPU) > 1 {
+			per = joinF(c.NodeCPUPerEvent(), " / ")
+		}
+		ingest.rows = append(ingest.rows, []string{c.Name, c.LoadPre, strconv.Itoa(c.Accepted), strconv.Itoa(c.Failed),
+			thousands(c.Throughput()), ratio, f2(c.P50), f2(c.P99), thousands(c.CPUPerEvent()), per, thousands(c.BytesPerEvent()),
+			fmt.Sprintf("%.2f", safeDiv(c.SendCPU, c.SendS)), fmt.Sprintf("%.0f%% of %d CPUs (%d proc)", 100*c.GenShare(cpus), cpus, len(c.Sends))})
+	}
+	out := []table{main, proj}
+	if len(ingest.rows) > 0 {
+		out = append(out, ingest)
+	}
+	return out
 }
 
-// clusterTarget is the issue's goal for the cluster phase.
-func clusterTarget(cr *clusterResult) target {
-	t := target{name: "three nodes R3 >= 0.5x single-node Badger throughput, same 2 CPUs", value: "-", result: "not measured"}
-	b, r3 := cr.run(runBadger), cr.run(runR3)
+// clusterTargets are the issue's goal for the cluster phase, judged with
+// relaying on and on ingest alone.
+func clusterTargets(cr *clusterResult) []target {
+	return []target{
+		clusterTarget(cr, runBadger, runR3, "relaying every event"),
+		clusterTarget(cr, runBadgerIngest, runR3Ingest, "ingest alone"),
+	}
+}
+
+func clusterTarget(cr *clusterResult, badger, three, what string) target {
+	t := target{name: "three nodes R3 >= 0.5x single-node Badger throughput, same 2 CPUs, " + what, value: "-", result: "not measured"}
+	b, r3 := cr.run(badger), cr.run(three)
 	if b == nil || r3 == nil || b.Throughput() <= 0 {
 		return t
 	}
@@ -131,8 +170,9 @@ func printCluster(w io.Writer, cr *clusterResult) {
 	if b, r1 := cr.run(runBadger), cr.run(runR1); b != nil && r1 != nil && b.Throughput() > 0 {
 		fmt.Fprintf(w, "JetStream R1 / Badger: %.2fx\n", r1.Throughput()/b.Throughput())
 	}
-	t := clusterTarget(cr)
-	fmt.Fprintf(w, "target: %s: %s (%s)\n", t.name, t.value, t.result)
+	for _, t := range clusterTargets(cr) {
+		fmt.Fprintf(w, "target: %s: %s (%s)\n", t.name, t.value, t.result)
+	}
 	for _, e := range cr.Errors {
 		fmt.Fprintf(w, "ERROR (cluster): %s\n", e)
 	}
@@ -171,8 +211,10 @@ func clusterMarkdown(cr *clusterResult, s settings) string {
 				r3.Throughput()/bd.Throughput(), safeDiv(r3.FullCost(), bd.FullCost()), safeDiv(r3.FullBytes(), bd.FullBytes()))
 		}
 	}
-	t := clusterTarget(cr)
-	fmt.Fprintf(&b, "- Target (issue 13), %s: %s, %s\n\n", t.name, t.value, t.result)
+	for _, t := range clusterTargets(cr) {
+		fmt.Fprintf(&b, "- Target (issue 13), %s: %s, %s\n", t.name, t.value, t.result)
+	}
+	b.WriteString("\n")
 	warn := clusterNotes(cr)
 	if len(warn) > 0 {
 		b.WriteString("Warnings about this run:\n\n")
@@ -265,7 +307,10 @@ const clusterMethod = `### How the cluster figures are measured
   nodes n0, n1, n2, each with an embedded NATS server routed to the other two,
   ` + "`replicas: 3`" + `. Each node's config is the ingest config of the sections
   above (one sketchpen source) plus one target and a route taking every event,
-  so **the cost includes delivery**. JetStream's file store keeps its default
+  so **the cost includes delivery**; then (4) Badger and (5) three nodes
+  again with no target and no route (events stored as unrouted, as in the
+  ingest phase above): the cost of ingest alone, the public URL's capacity
+  when nothing competes with it. JetStream's file store keeps its default
   sync (an fsync every 2 minutes), comparable to Badger with sync off.
 - **Load.** ` + "`hookrelay send`" + ` as fast as it can for a fixed duration, with a fixed
   number of requests in flight in all; for three nodes three send processes,
