@@ -617,6 +617,13 @@ func (s *runState) maybeScan(ctx context.Context, now time.Time) {
 	if !needScan || !canScan {
 		return
 	}
+	if d.e.leaser != nil && now.Sub(s.lastScan) >= d.e.opts.Rescan {
+		// Shared store: a replay on another node reaches only that node's
+		// engine, and may have moved a retry scheduled here. The periodic
+		// scan decides.
+		d.purge.Store(true)
+		s.purgeStale()
+	}
 	d.scanReq.Store(false)
 	s.lastScan, s.scanAt = now, time.Time{}
 	skip := func(id string) bool { return s.known[id] || (s.only != nil && !s.only(id)) }
@@ -738,9 +745,11 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 		c.retry = &due
 		return c
 	}
+	actx := ctx // loading and attempting; under a lease, bounded by it
 	if l := d.e.leaser; l != nil {
 		// Several nodes share the store: attempt only under the lease.
-		release, err := l.Lease(ctx, d.t.Name, due.EventID, d.t.Timeout+leaseMargin, d.t.MaxInFlight)
+		ttl := d.t.Timeout + leaseMargin
+		release, err := l.Lease(ctx, d.t.Name, due.EventID, ttl, d.t.MaxInFlight)
 		if errors.Is(err, storage.ErrNotHere) {
 			return c
 		}
@@ -753,8 +762,13 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 			return c
 		}
 		defer release()
+		// The lease holds for ttl: loading and attempting must end within
+		// it (recording after it is safe, by compare-and-set).
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, ttl)
+		defer cancel()
 	}
-	ev, raw, del, err := d.e.store.LoadDelivery(ctx, due.EventID, d.t.Name)
+	ev, raw, del, err := d.e.store.LoadDelivery(actx, due.EventID, d.t.Name)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Expired before delivery: drop the queue entry.
 		r := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), Error: "event expired"}, Outcome: delivery.Expired}
@@ -773,10 +787,14 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 		return c
 	}
 	start := time.Now()
-	res := d.attempt(ctx, ev, raw, del.Replay, del.Tries+1)
+	res := d.attempt(actx, ev, raw, del.Replay, del.Tries+1)
 	latency := time.Since(start)
 	if ctx.Err() != nil {
 		return c // shutting down: the attempt was cut short, leave it queued
+	}
+	if actx.Err() != nil {
+		c.rescan = true // the lease ran out first: cut short, still queued
+		return c
 	}
 	r := delivery.Result{
 		Attempt: delivery.Attempt{At: start.UTC(), StatusCode: res.status, Error: res.err, LatencyMS: float64(latency.Microseconds()) / 1000, Replay: del.Replay},

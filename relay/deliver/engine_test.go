@@ -433,3 +433,49 @@ func TestEngineReplayDuringAttempt(t *testing.T) {
 		t.Errorf("target received %d replays, want 1", n)
 	}
 }
+
+// elsewhereStore is a shared store whose Lease refuses the deliveries of
+// the events in other with storage.ErrNotHere (another node makes them),
+// counting the refusals.
+type elsewhereStore struct {
+	*store.Store
+	other   map[string]bool
+	refused atomic.Int64
+}
+
+func (s *elsewhereStore) Lease(_ context.Context, target, id string, _ time.Duration, _ int) (func(), error) {
+	if s.other[id] {
+		s.refused.Add(1)
+		return nil, fmt.Errorf("%s/%s: %w", target, id, storage.ErrNotHere)
+	}
+	return func() {}, nil
+}
+
+// A delivery another node makes (Lease: storage.ErrNotHere) is not
+// attempted and is forgotten at once, not retried every leaseRetry: it
+// stays queued in the store for that node, while the others are made.
+func TestEngineLeavesOtherNodesDeliveries(t *testing.T) {
+	var got sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("webhook-id"), true)
+	}))
+	defer srv.Close()
+	st := &elsewhereStore{Store: openTestStore(t, t.TempDir()), other: map[string]bool{}}
+	mine, theirs := enqueue(t, st.Store, "t"), enqueue(t, st.Store, "t")
+	st.other[theirs] = true
+	e := runEngine(t, st, deliver.Options{Rescan: time.Hour}, testTarget("t", srv.URL))
+	waitDelivery(t, st.Store, mine, "t", settled)
+	time.Sleep(2500 * time.Millisecond) // past leaseRetry: a held delivery would be asked again
+	if n := st.refused.Load(); n != 1 {
+		t.Errorf("lease of the other node's delivery asked %d times, want once (then forgotten)", n)
+	}
+	if _, _, d, err := st.LoadDelivery(context.Background(), theirs, "t"); err != nil || d.Status != delivery.Pending || len(d.Attempts) != 0 {
+		t.Errorf("the other node's delivery: %+v, %v; want pending, not attempted", d, err)
+	}
+	if n, err := st.QueueDepth(context.Background(), "t"); err != nil || n != 1 {
+		t.Errorf("queue depth %d (%v), want 1: the other node's entry stays", n, err)
+	}
+	if e.InFlight("t") != 0 {
+		t.Errorf("in flight %d, want 0", e.InFlight("t"))
+	}
+}

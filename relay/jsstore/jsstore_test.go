@@ -476,10 +476,11 @@ func TestDedupeWindow(t *testing.T) {
 	}
 }
 
-// TestReplayAfterFinish: a finished delivery's lease ends with its
-// release, so a replay of it is leased at once; a second lease while one
-// is held is refused; a lease longer than the shard's ownership lasts is
-// refused until the next tick extends the ownership.
+// TestReplayAfterFinish: leases end with their release (there is no
+// lease record to expire), so a finished delivery replayed is leased
+// again at once; a second lease while one is held is refused; a lease
+// longer than the shard's ownership lasts is refused until the next
+// tick extends the ownership.
 func TestReplayAfterFinish(t *testing.T) {
 	st := open(t, jstest.Single(t), "replay-finished", 1)
 	res, err := st.Ingest(bg, webhook("k1", "t"), []byte("{}"))

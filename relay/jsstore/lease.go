@@ -40,14 +40,18 @@ import (
 // shard, whether or not the refreshes keep succeeding.
 //
 // Balance: every Store that delivers publishes its presence
-// (<p>.w.<id>, Nats-TTL presenceTTL) each tick; with n of them present a
-// Store takes free shards up to ⌈16/n⌉ per target, takes any shard left
-// free for two ticks in a row (a dead owner's), and lets go of shards
-// beyond its share: it stops starting attempts under them, then deletes
-// them once their attempts have ended. A Store that owns none of a
-// target's shards with capacity (m < 16 leaves some without) does not
-// keep the others either, so no delivery waits on a Store that may not
-// attempt it.
+// (<p>.w.<id>, Nats-TTL presenceTTL) each tick. With n of them present
+// (or m, when m < 16 and fewer: only shards with capacity make a holder)
+// a Store takes free shards up to its share ⌈16/n⌉ per target, those with
+// capacity first, and of the shards with capacity no more than its share
+// of those; it takes any shard left free for two ticks in a row (a dead
+// owner's, or one nobody else wants: adopted, it is not given back as
+// excess until more Stores are present); it lets go of shards beyond its
+// shares: it stops starting attempts under them, then deletes them once
+// their attempts have ended. A Store that owns none of a target's shards
+// with capacity keeps none of the others either, so no delivery waits on
+// a Store that may not attempt it, and a target not scanned or leased for
+// targetIdle (removed by a reload) is given up entirely.
 //
 // Ingest gives each new event an id whose shard this Store owns for the
 // event's targets (trying up to numShards ids), so the node that accepted
@@ -65,6 +69,10 @@ const (
 	shardSpare   = 5 * time.Second
 	budgetWait   = 2 * time.Second // how long Lease waits for in-flight room
 	shardRefresh = 2 * shardTick   // refresh a shard once it has lost this much
+	targetIdle   = time.Minute     // a target nobody here scanned or leased for this long is given up
+	// leaseSlack: a shard counts for an attempt only while its ownership
+	// outlasts the attempt's ttl by this much (clock and tick jitter).
+	leaseSlack = 2 * time.Second
 )
 
 // ErrLeased is wrapped by Lease when the delivery is already being
@@ -76,6 +84,14 @@ func shardOf(id string) int {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return int(h.Sum32() % numShards)
+}
+
+// capShards is how many of a target's shards carry capacity.
+func capShards(m int) int {
+	if m <= 0 || m >= numShards {
+		return numShards
+	}
+	return m
 }
 
 // capacity is how many attempts shard k of a target with max_in_flight m
@@ -92,6 +108,12 @@ type ownedShard struct {
 	expires  time.Time // taken or refreshed + ttl, reckoned before the publish
 	draining bool      // beyond this Store's share: no new attempts, deleted once idle
 	inflight int
+	// adopted is the number of Stores present when this Store took the
+	// shard beyond its share (left free for two ticks; 0: within its
+	// share). It is not given back as excess until more Stores are
+	// present: a shard nobody else took stays put instead of changing
+	// hands every other tick.
+	adopted int
 }
 
 type targetShards struct {
@@ -101,6 +123,13 @@ type targetShards struct {
 	inflight int
 	active   map[string]bool // event ids being attempted here
 	freeSeen map[int]bool    // shards free at the last tick
+	used     time.Time       // last queue scan or lease (a target removed by a reload stops being used)
+	maxTTL   time.Duration   // the longest attempt ttl given to Lease
+}
+
+// ttl is how long a shard of t lasts when taken or refreshed now.
+func (t *targetShards) ttl(minTTL time.Duration) time.Duration {
+	return max(t.maxTTL, minTTL) + shardSpare
 }
 
 // budget is the capacity of the shards t may start an attempt of ttl
@@ -108,7 +137,7 @@ type targetShards struct {
 func (t *targetShards) budget(now time.Time, ttl time.Duration) int {
 	n := 0
 	for k, sh := range t.owned {
-		if !sh.draining && !sh.expires.Before(now.Add(ttl)) {
+		if !sh.draining && !sh.expires.Before(now.Add(ttl+leaseSlack)) {
 			n += capacity(k, t.max)
 		}
 	}
@@ -119,10 +148,10 @@ func (t *targetShards) budget(now time.Time, ttl time.Duration) int {
 type shards struct {
 	mu      sync.Mutex
 	targets map[string]*targetShards
-	maxTTL  time.Duration
 	room    chan struct{} // closed when an attempt ends or shards are won (waiting leases look)
-	minTTL  time.Duration // tests: instead of minLeaseTTL
+	minTTL  time.Duration // a shard lasts at least this + shardSpare (minLeaseTTL; shorter in tests)
 	started bool
+	closing bool       // Close has begun: no ticker starts
 	tickMu  sync.Mutex // one tick at a time
 	// owned is, per target, the bit set of shards new events may be given
 	// (owned, not draining), for Ingest to read without the lock.
@@ -164,12 +193,11 @@ func (p *shards) publishOwned() {
 	p.owned.Store(&m)
 }
 
-// shardTTL is how long a shard lasts when taken or refreshed now.
-func (p *shards) shardTTL() time.Duration {
+func (p *shards) minLeaseTTL() time.Duration {
 	if p.minTTL > 0 {
-		return max(p.maxTTL, p.minTTL) + shardSpare
+		return p.minTTL
 	}
-	return max(p.maxTTL, minLeaseTTL) + shardSpare
+	return minLeaseTTL
 }
 
 // Lease starts an attempt of the delivery of event id to target that
@@ -186,24 +214,27 @@ func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration,
 	if !validID(id) {
 		return nil, fmt.Errorf("lease %s/%s: bad event id", target, id)
 	}
+	p := &s.shards
+	p.mu.Lock()
+	p.target(target).max = max(maxInFlight, 0) // before a first tick takes shards
+	p.mu.Unlock()
 	if err := s.deliverTo(ctx, target); err != nil {
 		return nil, err
 	}
 	k := shardOf(id)
-	p := &s.shards
 	deadline := time.Now().Add(budgetWait)
 	p.mu.Lock()
 	for {
 		t := p.target(target)
 		t.max = max(maxInFlight, 0)
-		p.maxTTL = max(p.maxTTL, ttl)
+		t.maxTTL = max(t.maxTTL, ttl)
 		now := time.Now()
 		sh := t.owned[k]
 		switch {
 		case sh == nil || sh.draining:
 			p.mu.Unlock()
 			return nil, fmt.Errorf("delivery %s/%s: shard %d: %w", id, target, k, storage.ErrNotHere)
-		case sh.expires.Before(now.Add(ttl)):
+		case sh.expires.Before(now.Add(ttl + leaseSlack)):
 			// Owned, but not for long enough (ttl grew, or refreshes fail).
 			p.mu.Unlock()
 			return nil, fmt.Errorf("delivery %s/%s: shard %d expires too soon: %w", id, target, k, ErrLeased)
@@ -216,7 +247,7 @@ func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration,
 			t.active[id] = true
 			p.mu.Unlock()
 			var once sync.Once
-			return func() { once.Do(func() { s.endAttempt(target, id, k) }) }, nil
+			return func() { once.Do(func() { s.endAttempt(t, sh, id) }) }, nil
 		}
 		if !now.Before(deadline) {
 			p.mu.Unlock()
@@ -241,16 +272,15 @@ func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration,
 	}
 }
 
-func (s *Store) endAttempt(target, id string, k int) {
+// endAttempt ends an attempt under sh (still counted there, whether or
+// not t still owns it).
+func (s *Store) endAttempt(t *targetShards, sh *ownedShard, id string) {
 	p := &s.shards
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t := p.target(target)
 	t.inflight--
 	delete(t.active, id)
-	if sh := t.owned[k]; sh != nil {
-		sh.inflight--
-	}
+	sh.inflight--
 	p.wake()
 }
 
@@ -260,22 +290,24 @@ func (s *Store) endAttempt(target, id string, k int) {
 func (s *Store) deliverTo(ctx context.Context, target string) error {
 	p := &s.shards
 	p.mu.Lock()
-	_, known := p.targets[target]
-	p.target(target)
-	start := !p.started
-	p.started = true
+	if p.closing {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: store closed", storage.ErrUnavailable)
+	}
+	t := p.target(target)
+	known := !t.used.IsZero()
+	t.used = time.Now()
+	if !p.started {
+		// Whatever the first tick does: a failed one is tried again.
+		p.started = true
+		s.wg.Add(1) // before Close waits (it sets closing under p.mu first)
+		go s.shardLoop()
+	}
 	p.mu.Unlock()
 	if known {
 		return nil
 	}
-	if err := s.tick(ctx); err != nil {
-		return err
-	}
-	if start {
-		s.wg.Add(1)
-		go s.shardLoop()
-	}
-	return nil
+	return s.tick(ctx)
 }
 
 func (s *Store) shardLoop() {
@@ -305,6 +337,9 @@ func (s *Store) tick(ctx context.Context) error {
 	p := &s.shards
 	p.tickMu.Lock()
 	defer p.tickMu.Unlock()
+	if err := s.check(); err != nil {
+		return err // closed: releaseShards gave everything back
+	}
 	if _, err := s.js.PublishMsg(ctx, newMsg(s.presence, nil, presenceTTL)); err != nil {
 		return fmt.Errorf("%w: presence: %w", storage.ErrUnavailable, err)
 	}
@@ -316,19 +351,34 @@ func (s *Store) tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	share := (numShards + max(len(present), 1) - 1) / max(len(present), 1)
+	nPresent := max(len(present), 1)
 
 	type op struct {
 		target, token string
 		k             int
 		seq           uint64 // 0: take; else refresh
+		ttl           time.Duration
+		adopted       int
 	}
 	var ops []op
 	var drop []uint64
 	p.mu.Lock()
 	now := time.Now()
-	ttl := p.shardTTL()
 	for name, t := range p.targets {
+		ttl := t.ttl(p.minLeaseTTL())
+		// The share: the shards over the Stores present, or over the
+		// shards with capacity when fewer (a Store owning none of those
+		// keeps no shard of the target).
+		holders := nPresent
+		if t.max > 0 && t.max < numShards {
+			holders = min(holders, t.max)
+		}
+		share := (numShards + holders - 1) / holders
+		idle := now.Sub(t.used) > targetIdle
+		if idle && len(t.owned) == 0 {
+			delete(p.targets, name)
+			continue
+		}
 		keep := 0
 		withCap := false
 		for k, sh := range t.owned {
@@ -341,15 +391,38 @@ func (s *Store) tick(ctx context.Context) error {
 				withCap = withCap || capacity(k, t.max) > 0
 			}
 		}
-		// Let go of shards beyond the share, or of every shard when none
-		// carries capacity: those with the least capacity first.
+		// Let go of shards beyond the share (not those adopted while as
+		// many Stores were present), or of every shard when none carries
+		// capacity or the target is no longer used: those with the least
+		// capacity first. Shards with capacity beyond their own share go
+		// first of all, so that each holder gets some.
+		releasable := func(sh *ownedShard) bool { return !sh.draining && (sh.adopted == 0 || sh.adopted < nPresent) }
 		excess := keep - share
-		if !withCap {
+		if !withCap || idle {
 			excess = keep
+			releasable = func(sh *ownedShard) bool { return !sh.draining }
+		}
+		ks := sortedShards(t.owned, releasable)
+		slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+		if withCap && !idle {
+			var withC []int
+			for _, k := range ks {
+				if capacity(k, t.max) > 0 {
+					withC = append(withC, k)
+				}
+			}
+			if extra := len(withC) - (capShards(t.max)+holders-1)/holders; extra > 0 {
+				for _, k := range withC[len(withC)-extra:] {
+					t.owned[k].draining = true
+				}
+				keep -= extra
+				excess -= extra
+				ks = sortedShards(t.owned, releasable)
+				slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+			}
 		}
 		if excess > 0 {
-			ks := sortedShards(t.owned, func(sh *ownedShard) bool { return !sh.draining })
-			slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+			excess = min(excess, len(ks))
 			for _, k := range ks[:excess] {
 				t.owned[k].draining = true
 			}
@@ -358,11 +431,11 @@ func (s *Store) tick(ctx context.Context) error {
 		for _, k := range sortedShards(t.owned, func(*ownedShard) bool { return true }) {
 			sh := t.owned[k]
 			switch {
-			case sh.draining && sh.inflight == 0 && t.inflight <= t.budget(now, 0):
+			case sh.draining && sh.inflight == 0 && t.inflight <= t.budget(now, t.maxTTL):
 				delete(t.owned, k)
 				drop = append(drop, sh.seq)
 			case !sh.draining && sh.expires.Sub(now) < ttl-shardRefresh:
-				ops = append(ops, op{name, t.token, k, sh.seq})
+				ops = append(ops, op{name, t.token, k, sh.seq, ttl, 0})
 			}
 		}
 		// Take free shards: up to the share, and any left free since the
@@ -382,8 +455,12 @@ func (s *Store) tick(ctx context.Context) error {
 			if capacity(k, t.max) == 0 && !withCap {
 				continue
 			}
-			if keep < share || t.freeSeen[k] {
-				ops = append(ops, op{name, t.token, k, 0})
+			if !idle && (keep < share || t.freeSeen[k]) {
+				adopted := 0
+				if keep >= share {
+					adopted = nPresent
+				}
+				ops = append(ops, op{name, t.token, k, 0, ttl, adopted})
 				keep++
 				withCap = withCap || capacity(k, t.max) > 0
 			}
@@ -398,7 +475,7 @@ func (s *Store) tick(ctx context.Context) error {
 	futs := make([]jetstream.PubAckFuture, len(ops))
 	errs := make([]error, len(ops))
 	for i, o := range ops {
-		futs[i], errs[i] = s.js.PublishMsgAsync(expect(newMsg(s.ownSubj(o.token, o.k), nil, ttl), o.seq))
+		futs[i], errs[i] = s.js.PublishMsgAsync(expect(newMsg(s.ownSubj(o.token, o.k), nil, o.ttl), o.seq))
 	}
 	acks := make([]uint64, len(ops))
 	for i := range ops {
@@ -421,11 +498,11 @@ func (s *Store) tick(ctx context.Context) error {
 		t := p.target(o.target)
 		switch {
 		case errs[i] == nil && o.seq == 0:
-			t.owned[o.k] = &ownedShard{seq: acks[i], expires: before.Add(ttl)}
+			t.owned[o.k] = &ownedShard{seq: acks[i], expires: before.Add(o.ttl), adopted: o.adopted}
 			won = true
 		case errs[i] == nil:
 			if sh := t.owned[o.k]; sh != nil && sh.seq == o.seq {
-				sh.seq, sh.expires = acks[i], before.Add(ttl)
+				sh.seq, sh.expires = acks[i], before.Add(o.ttl)
 			}
 		case isConflict(errs[i]):
 			if o.seq != 0 {
@@ -505,6 +582,8 @@ func (s *Store) pickID(ev *storage.Event) {
 // the other Stores take the shards at their next ticks.
 func (s *Store) releaseShards() {
 	p := &s.shards
+	p.tickMu.Lock() // after any tick in progress; later ones see the Store closed
+	defer p.tickMu.Unlock()
 	p.mu.Lock()
 	var seqs []uint64
 	for _, t := range p.targets {

@@ -1,12 +1,14 @@
 package jsstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/relay/delivery"
 	"github.com/hookrelay/hookrelay/relay/jsstore/jstest"
 	"github.com/hookrelay/hookrelay/relay/storage"
 )
@@ -38,12 +40,12 @@ func waitOwned(t *testing.T, stores []*Store, target, id string) {
 	}
 }
 
-// waitSplit waits until stores own every shard of target between them,
-// each no more than its share, and returns each one's set.
-func waitSplit(t *testing.T, stores []*Store, target string) []uint32 {
+// waitSplit waits up to within until stores own every shard of target
+// between them, each no more than its share, and returns each one's set.
+func waitSplit(t *testing.T, within time.Duration, stores []*Store, target string) []uint32 {
 	t.Helper()
 	share := (numShards + len(stores) - 1) / len(stores)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
 		sets := make([]uint32, len(stores))
 		var all uint32
@@ -61,7 +63,7 @@ func waitSplit(t *testing.T, stores []*Store, target string) []uint32 {
 			return sets
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("shards of %s not split after 30 s: %016b", target, sets)
+			t.Fatalf("shards of %s not split after %v: %016b", target, within, sets)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -99,7 +101,7 @@ func TestShards(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	waitSplit(t, stores, "t")
+	waitSplit(t, 30*time.Second, stores, "t")
 	t.Logf("three Stores split the shards in %v", time.Since(start).Round(time.Millisecond))
 
 	// Each delivery has one owner, whose Ingest gives it a shard of its own.
@@ -180,26 +182,94 @@ func TestShards(t *testing.T) {
 		}
 	})
 
+	t.Run("FewSlots", func(t *testing.T) {
+		// max_in_flight 2 with three Stores: two shards carry capacity,
+		// so two Stores share the target and the third keeps none; every
+		// shard stays owned (none changes hands every other tick).
+		for _, st := range stores {
+			if rel, err := st.Lease(bg, "f", "X", time.Second, 2); err == nil {
+				rel()
+			}
+		}
+		holders := func() int {
+			n := 0
+			for _, st := range stores {
+				if ownedBits(st, "f") != 0 {
+					n++
+				}
+			}
+			return n
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !allOwned(stores, "f") || holders() != 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("shards of f not all owned by 2 Stores after 30 s (%d hold some)", holders())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for range 30 {
+			time.Sleep(100 * time.Millisecond)
+			if !allOwned(stores, "f") || holders() != 2 {
+				t.Fatalf("shards of f change hands (%d Stores hold some)", holders())
+			}
+		}
+	})
+
 	t.Run("Close", func(t *testing.T) {
-		// A closed Store's shards go to the others within a few ticks.
+		// A closed Store's shards go to the others within a few ticks,
+		// well before they would expire (20 s).
 		if err := c.Close(bg); err != nil {
 			t.Fatal(err)
 		}
-		waitSplit(t, stores[:2], "t")
+		waitSplit(t, 8*time.Second, stores[:2], "t")
 	})
 
 	t.Run("Dead", func(t *testing.T) {
 		// A Store that stops without closing (its connection gone): its
-		// shards are taken once they expire.
+		// shards are taken once they expire, and not before.
 		d := open(t, urls, "shards", 1)
-		d.shards.minTTL = time.Second
+		d.shards.minTTL = time.Second // its shards live 6 s
 		if _, _, err := d.DueDeliveries(bg, "t", time.Now(), 1, nil); err != nil {
 			t.Fatal(err)
 		}
-		waitSplit(t, []*Store{a, b, d}, "t")
+		sets := waitSplit(t, 30*time.Second, []*Store{a, b, d}, "t")
 		d.nc.Close() // no more refreshes
-		waitSplit(t, []*Store{a, b}, "t")
+		died := time.Now()
+		// Refreshed at most 2 s before: they last 4 s more at least.
+		for time.Since(died) < 3*time.Second {
+			if (ownedBits(a, "t")|ownedBits(b, "t"))&sets[2] != 0 {
+				t.Fatalf("a dead Store's shard taken %v after its death, before it expired", time.Since(died))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		waitSplit(t, 30*time.Second, []*Store{a, b}, "t")
 	})
+}
+
+func allOwned(stores []*Store, target string) bool {
+	var all uint32
+	for _, st := range stores {
+		all |= ownedBits(st, target)
+	}
+	return all == 1<<numShards-1
+}
+
+// TestShardsFirstTickFails: a Store whose first tick fails (here its
+// context is cancelled) still takes part: the ticker started anyway.
+func TestShardsFirstTickFails(t *testing.T) {
+	st := open(t, jstest.Single(t), "shards-first", 1)
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, _, err := st.DueDeliveries(ctx, "t", time.Now(), 1, nil); err == nil {
+		t.Fatal("DueDeliveries with a cancelled context succeeded")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ownedBits(st, "t") != 1<<numShards-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a failed first tick the Store owns %016b 10 s later, want every shard", ownedBits(st, "t"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitSplitCap waits until every shard of target with capacity (max m) is
@@ -228,5 +298,84 @@ func waitSplitCap(t *testing.T, stores []*Store, target string, m int) {
 			t.Fatalf("shards of %s with capacity not owned after 30 s", target)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestShardsDrainWaits: a Store gives back a shard beyond its share only
+// once no attempt runs under it: while a lone Store holds a lease in each
+// of its shards, a second Store joining gets none of them; once they are
+// released it gets its share within a few ticks.
+func TestShardsDrainWaits(t *testing.T) {
+	urls := jstest.Single(t)
+	a := open(t, urls, "drain", 1)
+	if _, _, err := a.DueDeliveries(bg, "t", time.Now(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	// One lease per shard (ids found by their hash), no in-flight bound.
+	var rels []func()
+	for i, k := 0, 0; k < numShards; i++ {
+		id := fmt.Sprintf("D%04d", i)
+		if shardOf(id) != k {
+			continue
+		}
+		rel, err := a.Lease(bg, "t", id, time.Second, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+		k++
+	}
+	b := open(t, urls, "drain", 1)
+	if _, _, err := b.DueDeliveries(bg, "t", time.Now(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		time.Sleep(100 * time.Millisecond)
+		if got := ownedBits(b, "t"); got != 0 {
+			t.Fatalf("b owns %016b while a attempts under every shard", got)
+		}
+	}
+	for _, rel := range rels {
+		rel()
+	}
+	waitSplit(t, 10*time.Second, []*Store{a, b}, "t")
+}
+
+// TestFreshReplayedElsewhere: an event ingested here is replayed by
+// another Store before its first attempt; this Store's LoadDelivery takes
+// the initial deliveries from its cache (stale now), and RecordAttempt's
+// compare-and-set finds the replay: the attempt is recorded on top of the
+// replay's record, and the replay's queue entry stays for its own attempt.
+func TestFreshReplayedElsewhere(t *testing.T) {
+	urls := jstest.Single(t)
+	a := open(t, urls, "fresh", 1)
+	b := open(t, urls, "fresh", 1)
+	res, err := a.Ingest(bg, webhook("f1", "t"), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Requeue(bg, res.ID, "t", time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, d, err := a.LoadDelivery(bg, res.ID, "t"); err != nil || d.Replay {
+		t.Fatalf("LoadDelivery on the ingesting Store: %+v, %v; want the cached initial delivery", d, err)
+	}
+	ok := delivery.Result{Attempt: delivery.Attempt{At: time.Now(), StatusCode: 200}, Outcome: delivery.OK}
+	if _, err := a.RecordAttempt(bg, res.ID, "t", res.Queued[0].Key, ok, delivery.Policy{}); err != nil && !errors.Is(err, storage.ErrSuperseded) {
+		t.Fatalf("RecordAttempt: %v", err)
+	}
+	v, _, err := b.Get(bg, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Deliveries) != 1 || len(v.Deliveries[0].Attempts) != 1 || !v.Deliveries[0].Replay {
+		t.Fatalf("deliveries %+v; want the replay's record with the attempt on it", v.Deliveries)
+	}
+	if n, err := b.QueueDepth(bg, "t"); err != nil || n != 1 {
+		t.Errorf("queue depth %d (%v), want the replay's entry", n, err)
+	}
+	// Later reads go to the stream: the cache served once.
+	if _, _, d, err := a.LoadDelivery(bg, res.ID, "t"); err != nil || !d.Replay {
+		t.Errorf("second LoadDelivery: %+v, %v; want the stored replay", d, err)
 	}
 }

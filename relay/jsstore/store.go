@@ -314,6 +314,9 @@ func (s *Store) closeConn() {
 func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.shards.mu.Lock()
+		s.shards.closing = true // no shard ticker starts after this
+		s.shards.mu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
 		close(s.dead)
