@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +227,9 @@ type clusterResult struct {
 	Machine  machine
 	Elapsed  time.Duration
 	Duration time.Duration
-	Runs     []*clusterRun
+	Runs     []*clusterRun // each configuration's median run
+	Rounds   int
+	Spread   []string // every run's throughput, by configuration
 	Errors   []string
 }
 
@@ -270,27 +274,48 @@ func (b *bench) phaseCluster(ctx context.Context, res *results) error {
 	}
 	defer tgt.close()
 	var errs []error
-	for _, c := range []struct {
+	configs := []struct {
 		name            string
 		nodes, replicas int
 		noRelay         bool
-	}{{runBadger, 1, 0, false}, {runR1, 1, 1, false}, {runR3, 3, 3, false}, {runBadgerIngest, 1, 0, true}, {runR3Ingest, 3, 3, true}} {
-		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("%s: not run: %w", c.name, ctx.Err()))
-			continue
+	}{{runBadger, 1, 0, false}, {runR1, 1, 1, false}, {runR3, 3, 3, false}, {runBadgerIngest, 1, 0, true}, {runR3Ingest, 3, 3, true}}
+	all := map[string][]*clusterRun{}
+	for round := range b.s.ClusterRounds {
+		for _, c := range configs {
+			if ctx.Err() != nil {
+				errs = append(errs, fmt.Errorf("%s: not run: %w", c.name, ctx.Err()))
+				continue
+			}
+			run := &clusterRun{Name: c.name, Nodes: c.nodes, Replicas: c.replicas, NoRelay: c.noRelay}
+			b.logf("  cluster, round %d of %d: %s", round+1, b.s.ClusterRounds, c.name)
+			if err := b.clusterOne(ctx, run, tgt); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				cr.Errors = append(cr.Errors, fmt.Sprintf("%s: %v", c.name, err))
+				b.logf("    FAILED: %v", err)
+			}
+			if run.Accepted > 0 {
+				all[c.name] = append(all[c.name], run)
+			}
 		}
-		run := &clusterRun{Name: c.name, Nodes: c.nodes, Replicas: c.replicas, NoRelay: c.noRelay}
-		b.logf("  cluster: %s", c.name)
-		if err := b.clusterOne(ctx, run, tgt); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
-			cr.Errors = append(cr.Errors, fmt.Sprintf("%s: %v", c.name, err))
-			b.logf("    FAILED: %v", err)
-		}
-		if run.Accepted > 0 {
-			cr.Runs = append(cr.Runs, run)
+	}
+	cr.Rounds = b.s.ClusterRounds
+	for _, c := range configs {
+		if runs := all[c.name]; len(runs) > 0 {
+			cr.Runs = append(cr.Runs, medianRun(runs))
+			for _, r := range runs {
+				cr.Spread = append(cr.Spread, fmt.Sprintf("%s: %s", c.name, thousands(r.Throughput())))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// medianRun is the run of median throughput (the lower middle one of an
+// even count).
+func medianRun(runs []*clusterRun) *clusterRun {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b *clusterRun) int { return cmp.Compare(a.Throughput(), b.Throughput()) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // clusterOne starts the servers of run, loads them for ClusterDuration,

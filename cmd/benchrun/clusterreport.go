@@ -158,12 +158,33 @@ func clusterTarget(cr *clusterResult, badger, three, what string) target {
 	return t
 }
 
+// spread lists every run's throughput, grouped by configuration.
+func spread(cr *clusterResult) string {
+	var order []string
+	by := map[string][]string{}
+	for _, e := range cr.Spread {
+		name, v, _ := strings.Cut(e, ": ")
+		if _, ok := by[name]; !ok {
+			order = append(order, name)
+		}
+		by[name] = append(by[name], v)
+	}
+	var out []string
+	for _, name := range order {
+		out = append(out, fmt.Sprintf("%s %s", name, strings.Join(by[name], " / ")))
+	}
+	return strings.Join(out, "; ")
+}
+
 // printCluster prints the cluster phase as text.
 func printCluster(w io.Writer, cr *clusterResult) {
 	if cr == nil {
 		return
 	}
 	fmt.Fprintf(w, "\ncluster phase: load average %s at start, %s at end; took %s\n", cr.Machine.LoadStart, cr.Machine.LoadEnd, cr.Elapsed.Round(time.Second))
+	if cr.Rounds > 1 {
+		fmt.Fprintf(w, "%d rounds, median runs shown; every run's events/s: %s\n", cr.Rounds, spread(cr))
+	}
 	for _, t := range clusterTables(cr) {
 		t.text(w)
 	}
@@ -196,6 +217,9 @@ func clusterMarkdown(cr *clusterResult, s settings) string {
 	fmt.Fprintf(&b, "- Load average (1/5/15 min): %s at the start of the phase, %s at the end; before each run in the table\n", m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(&b, "- Load: `hookrelay send --provider sketchpen --size %d --duration %s`, %d requests in flight in all: one send process for a single node, three (one per node's public URL, the concurrency split between them) for three nodes; target `max_in_flight: %d`\n\n",
 		s.Size, cr.Duration, s.Concurrency, s.InFlight)
+	if cr.Rounds > 1 {
+		fmt.Fprintf(&b, "- Rounds: %d, every configuration once per round, interleaved; each row below is that configuration's median-throughput run, so each ratio compares medians. Every run's events/s: %s\n\n", cr.Rounds, spread(cr))
+	}
 	for _, t := range clusterTables(cr) {
 		t.markdown(&b)
 	}

@@ -31,7 +31,10 @@
 //     (embedded NATS, replicas 1) and three nodes (replicas 3, one send
 //     process per node); throughput, p50/p99, server CPU-µs and bytes
 //     written per event (/proc/<pid>/stat and io), the load generator's CPU
-//     share, and a projection to nodes on machines of their own.
+//     share, and a projection to nodes on machines of their own; then
+//     Badger and three nodes again with no target (ingest alone). The runs
+//     are repeated -cluster-rounds times (default 3), interleaved, and
+//     each configuration's median run is reported.
 //
 // -phases selects phases (bare, ingest, e2e, memory, cluster, all); the
 // default is every phase but cluster. The cluster section of BENCHMARKS.md

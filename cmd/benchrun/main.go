@@ -41,6 +41,7 @@ type settings struct {
 	PhasesSet       bool            // -phases was given
 	ClusterDuration time.Duration   // length of each cluster-phase run
 	ClusterDrain    time.Duration   // longest wait for deliveries after a cluster-phase run
+	ClusterRounds   int             // rounds of the cluster phase's runs; each configuration's median is reported
 }
 
 // allPhases are the phase names -phases takes, in the order they run.
@@ -106,6 +107,7 @@ func run() int {
 	phases := fs.String("phases", defaultPhases, "comma-separated `PHASES` to run: "+strings.Join(allPhases, ", ")+", or all; cluster alone rewrites only the \"Cluster mode\" section of -out")
 	fs.DurationVar(&s.ClusterDuration, "cluster-duration", 15*time.Second, "length of each cluster-phase run (-quick: 3s)")
 	fs.DurationVar(&s.ClusterDrain, "cluster-drain", 20*time.Second, "longest wait for deliveries after each cluster-phase run")
+	fs.IntVar(&s.ClusterRounds, "cluster-rounds", 3, "rounds of the cluster phase (every configuration once per round, interleaved); the report shows each configuration's median-throughput run (-quick: 1)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./cmd/benchrun [flags]   (from the repository root, Linux)")
 		fs.PrintDefaults()
@@ -140,9 +142,12 @@ func run() int {
 		if !set["cluster-duration"] {
 			s.ClusterDuration = 3 * time.Second
 		}
+		if !set["cluster-rounds"] {
+			s.ClusterRounds = 1
+		}
 	}
 	if s.N < 1 || s.Concurrency < 1 || s.Size < 1 || s.Duration <= 0 || s.E2ERate <= 0 || s.InFlight < 1 ||
-		s.MemBase < 1 || s.MemTotal <= s.MemBase || s.Timeout <= 0 || s.ClusterDuration <= 0 || s.ClusterDrain <= 0 {
+		s.MemBase < 1 || s.MemTotal <= s.MemBase || s.Timeout <= 0 || s.ClusterDuration <= 0 || s.ClusterDrain <= 0 || s.ClusterRounds < 1 {
 		fmt.Fprintln(os.Stderr, "benchrun: -n, -concurrency, -size, -duration, -e2e-rate, -inflight, -timeout, -cluster-duration, -cluster-drain must be positive and -memory-total larger than -memory-base")
 		return 2
 	}
