@@ -27,7 +27,6 @@ func clusterTables(cr *clusterResult) []table {
 		return nil
 	}
 	cpus := cr.Machine.CPUs
-	badger := cr.run(runBadger).Throughput()
 	main := table{
 		title: fmt.Sprintf("Cluster mode: %s at maximum rate, relaying every event to a target that answers 200", cr.Duration),
 		header: []string{"run", "load avg before", "accepted", "failed", "events/s", "vs Badger", "p50 ms", "p99 ms",
@@ -38,17 +37,7 @@ func clusterTables(cr *clusterResult) []table {
 		if c.NoRelay {
 			continue
 		}
-		ratio := "1.00x"
-		if c.Name != runBadger {
-			ratio = "-"
-			if badger > 0 {
-				ratio = fmt.Sprintf("%.2fx", c.Throughput()/badger)
-			}
-		}
-		per := "-"
-		if len(c.ServerCPU) > 1 {
-			per = joinF(c.NodeCPUPerEvent(), " / ")
-		}
+		ratio, per := vsRun(c, cr.run(runBadger)), perNode(c)
 		del := strconv.Itoa(c.Delivered)
 		if c.Extra > 0 {
 			del += fmt.Sprintf(" (+%d repeats)", c.Extra)
@@ -110,22 +99,11 @@ func clusterTables(cr *clusterResult) []table {
 		title:  fmt.Sprintf("Cluster mode: %s at maximum rate, ingest alone (no target, no route: events stored as unrouted, as in the ingest phase)", cr.Duration),
 		header: []string{"run", "load avg before", "accepted", "failed", "events/s", "vs Badger", "p50 ms", "p99 ms", "server CPU µs/event", "per node µs/event", "written bytes/event", "server CPUs busy", "generator CPU"},
 	}
-	bi := cr.run(runBadgerIngest).Throughput()
 	for _, c := range cr.Runs {
 		if !c.NoRelay {
 			continue
 		}
-		ratio := "1.00x"
-		if c.Name != runBadgerIngest {
-			ratio = "-"
-			if bi > 0 {
-				ratio = fmt.Sprintf("%.2fx", c.Throughput()/bi)
-			}
-		}
-		per := "-"
-		if len(c.ServerCPU) > 1 {
-			per = joinF(c.NodeCPUPerEvent(), " / ")
-		}
+		ratio, per := vsRun(c, cr.run(runBadgerIngest)), perNode(c)
 		ingest.rows = append(ingest.rows, []string{c.Name, c.LoadPre, strconv.Itoa(c.Accepted), strconv.Itoa(c.Failed),
 			thousands(c.Throughput()), ratio, f2(c.P50), f2(c.P99), thousands(c.CPUPerEvent()), per, thousands(c.BytesPerEvent()),
 			fmt.Sprintf("%.2f", safeDiv(c.SendCPU, c.SendS)), fmt.Sprintf("%.0f%% of %d CPUs (%d proc)", 100*c.GenShare(cpus), cpus, len(c.Sends))})
@@ -135,6 +113,22 @@ func clusterTables(cr *clusterResult) []table {
 		out = append(out, ingest)
 	}
 	return out
+}
+
+// vsRun is c's throughput as a ratio to base's ("-" without base).
+func vsRun(c, base *clusterRun) string {
+	if base == nil || base.Throughput() <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", c.Throughput()/base.Throughput())
+}
+
+// perNode lists the CPU per event of each server process ("-" for one).
+func perNode(c *clusterRun) string {
+	if len(c.ServerCPU) < 2 {
+		return "-"
+	}
+	return joinF(c.NodeCPUPerEvent(), " / ")
 }
 
 // clusterTargets are the goal for the cluster phase, judged with
