@@ -754,8 +754,8 @@ func (d *dispatcher) deliver(ctx context.Context, due storage.Due) completion {
 			return c
 		}
 		if err != nil {
-			// Another node holds it, or every cluster-wide slot of the
-			// target is taken: look again once a lease could have ended.
+			// Held already, or this node's share of the target's
+			// in-flight bound is full: look again in a moment.
 			held := due
 			held.NotBefore = time.Now().Add(leaseRetry)
 			c.retry = &held
