@@ -216,7 +216,8 @@ func (s *Store) Lease(ctx context.Context, target, id string, ttl time.Duration,
 	}
 	p := &s.shards
 	p.mu.Lock()
-	p.target(target).max = max(maxInFlight, 0) // before a first tick takes shards
+	t0 := p.target(target) // the bound and ttl known before a first tick takes shards
+	t0.max, t0.maxTTL = max(maxInFlight, 0), max(t0.maxTTL, ttl)
 	p.mu.Unlock()
 	if err := s.deliverTo(ctx, target); err != nil {
 		return nil, err
