@@ -229,7 +229,7 @@ type clusterResult struct {
 	Duration time.Duration
 	Runs     []*clusterRun // each configuration's median run
 	Rounds   int
-	Spread   []string // every run's throughput, by configuration
+	All      []*clusterRun // every run, in the order run
 	Errors   []string
 }
 
@@ -295,6 +295,7 @@ func (b *bench) phaseCluster(ctx context.Context, res *results) error {
 			}
 			if run.Accepted > 0 {
 				all[c.name] = append(all[c.name], run)
+				cr.All = append(cr.All, run)
 			}
 		}
 	}
@@ -302,9 +303,6 @@ func (b *bench) phaseCluster(ctx context.Context, res *results) error {
 	for _, c := range configs {
 		if runs := all[c.name]; len(runs) > 0 {
 			cr.Runs = append(cr.Runs, medianRun(runs))
-			for _, r := range runs {
-				cr.Spread = append(cr.Spread, fmt.Sprintf("%s: %s", c.name, thousands(r.Throughput())))
-			}
 		}
 	}
 	return errors.Join(errs...)

@@ -152,20 +152,18 @@ func clusterTarget(cr *clusterResult, badger, three, what string) target {
 	return t
 }
 
-// spread lists every run's throughput, grouped by configuration.
+// spread lists every run's throughput, grouped by configuration (in the
+// order of the report's rows).
 func spread(cr *clusterResult) string {
-	var order []string
-	by := map[string][]string{}
-	for _, e := range cr.Spread {
-		name, v, _ := strings.Cut(e, ": ")
-		if _, ok := by[name]; !ok {
-			order = append(order, name)
-		}
-		by[name] = append(by[name], v)
-	}
 	var out []string
-	for _, name := range order {
-		out = append(out, fmt.Sprintf("%s %s", name, strings.Join(by[name], " / ")))
+	for _, median := range cr.Runs {
+		var rates []string
+		for _, r := range cr.All {
+			if r.Name == median.Name {
+				rates = append(rates, thousands(r.Throughput()))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s %s", median.Name, strings.Join(rates, " / ")))
 	}
 	return strings.Join(out, "; ")
 }

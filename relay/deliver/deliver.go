@@ -582,9 +582,14 @@ func (s *runState) takeFresh(now time.Time) {
 // have moved one. The store has them all, and the scan that Notify also
 // requests decides.
 func (s *runState) purgeStale() {
-	if !s.d.purge.Swap(false) {
-		return
+	if s.d.purge.Swap(false) {
+		s.forgetScheduled()
 	}
+}
+
+// forgetScheduled drops the retries scheduled in memory; the store still
+// has their queue entries.
+func (s *runState) forgetScheduled() {
 	for _, due := range s.later {
 		delete(s.known, due.EventID)
 	}
@@ -621,8 +626,7 @@ func (s *runState) maybeScan(ctx context.Context, now time.Time) {
 		// Shared store: a replay on another node reaches only that node's
 		// engine, and may have moved a retry scheduled here. The periodic
 		// scan decides.
-		d.purge.Store(true)
-		s.purgeStale()
+		s.forgetScheduled()
 	}
 	d.scanReq.Store(false)
 	s.lastScan, s.scanAt = now, time.Time{}

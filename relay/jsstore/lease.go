@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -79,11 +78,14 @@ const (
 // attempted here or the target's in-flight share is full: try again later.
 var ErrLeased = errors.New("delivery leased")
 
-// shardOf is the shard of event id's deliveries.
+// shardOf is the shard of event id's deliveries: FNV-1a of the id,
+// inline (it runs per queue entry read and per id Ingest tries).
 func shardOf(id string) int {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % numShards)
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return int(h % numShards)
 }
 
 // capShards is how many of a target's shards carry capacity.
@@ -403,8 +405,13 @@ func (s *Store) tick(ctx context.Context) error {
 			excess = keep
 			releasable = func(sh *ownedShard) bool { return !sh.draining }
 		}
-		ks := sortedShards(t.owned, releasable)
-		slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+		// The releasable shards, least capacity first.
+		candidates := func() []int {
+			ks := sortedShards(t.owned, releasable)
+			slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+			return ks
+		}
+		ks := candidates()
 		if withCap && !idle {
 			var withC []int
 			for _, k := range ks {
@@ -418,8 +425,7 @@ func (s *Store) tick(ctx context.Context) error {
 				}
 				keep -= extra
 				excess -= extra
-				ks = sortedShards(t.owned, releasable)
-				slices.SortStableFunc(ks, func(a, b int) int { return capacity(a, t.max) - capacity(b, t.max) })
+				ks = candidates()
 			}
 		}
 		if excess > 0 {
