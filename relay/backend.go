@@ -34,6 +34,7 @@ type backend struct {
 	// claim of the name while it serves.
 	ident     *nodeIdent
 	nodeLease *jsstore.NodeLease
+	space     *store.SpaceWatch // the embedded server's store_dir, if any
 }
 
 // quorumWait bounds how long a cluster node waits at start for JetStream
@@ -86,6 +87,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 			return nil, err
 		}
 		b.node = node
+		b.space = store.WatchSpace(e.StoreDir, uint64(cfg.Storage.MinFreeBytes), nil, 0, log.With("key", "cluster.nats.embedded.store_dir"))
 		urls = []string{node.ClientURL()}
 		if e.Secret != "" {
 			opts = append(opts, nats.Token(e.Secret))
@@ -121,10 +123,14 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		// Each try gets its own deadline: a request sent before the meta
 		// leader is elected gets no answer at all.
 		actx, acancel := context.WithTimeout(wctx, 2*time.Second)
-		st, err := jsstore.Open(actx, jsstore.Options{
+		jo := jsstore.Options{
 			Conn: nc, Replicas: cl.Replicas, Retention: cfg.Storage.Retention.D(),
 			DedupeWindow: cfg.Dedupe.Window.D(), Logger: log,
-		})
+		}
+		if b.space != nil {
+			jo.Space = b.space
+		}
+		st, err := jsstore.Open(actx, jo)
 		acancel()
 		if err == nil {
 			b.store = st
@@ -173,6 +179,10 @@ func (b *backend) close(ctx context.Context) error {
 	if b.node != nil {
 		b.node.Shutdown(ctx)
 		b.node = nil
+	}
+	if b.space != nil {
+		b.space.Stop()
+		b.space = nil
 	}
 	b.ident.close() // unlocked last: the store dir is not in use any more
 	b.ident = nil

@@ -54,6 +54,10 @@ type NodeClaim struct {
 	Instance string `json:"instance,omitempty"`
 	// Token is random per claim: a holder recognizes its own write.
 	Token string `json:"token"`
+	// LowSpace is set while the disk under the node's replicas of the
+	// stream is nearly full (Options.Space): every node then refuses new
+	// events, since each one would be stored there too.
+	LowSpace *storage.LowSpaceError `json:"low_space,omitempty"`
 }
 
 // NodeInUseError is the answer to a claim of a name a live node holds.
@@ -135,6 +139,10 @@ func (s *Store) ClaimNode(ctx context.Context, me NodeClaim, o NodeClaimOptions)
 	}
 	l.seq = seq
 	go l.refresh()
+	if s.space != nil {
+		s.wg.Add(1)
+		go s.watchNodesSpace(me.Node, o.Refresh)
+	}
 	return l, nil
 }
 
@@ -239,6 +247,7 @@ func readClaim(ctx context.Context, st jetstream.Stream, subj string) (NodeClaim
 
 // write publishes the claim if the subject's last sequence is expected.
 func (l *NodeLease) write(ctx context.Context, expected uint64) (uint64, error) {
+	l.me.LowSpace = l.s.localLowSpace()
 	data, err := json.Marshal(l.me)
 	if err != nil {
 		return 0, err
@@ -257,18 +266,24 @@ func (l *NodeLease) write(ctx context.Context, expected uint64) (uint64, error) 
 }
 
 // refresh renews the claim every Refresh until Release, or until it finds
-// the claim taken (then it reports and stops).
+// the claim taken (then it reports and stops). A change of the node's
+// disk state (low or not) is written within spacePoll.
 func (l *NodeLease) refresh() {
 	defer close(l.done)
-	t := time.NewTicker(l.o.Refresh)
+	t := time.NewTicker(min(l.o.Refresh, spacePoll))
 	defer t.Stop()
 	log := l.o.Logger.With("node", l.me.Node)
+	last := time.Now()
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-t.C:
 		}
+		if time.Since(last) < l.o.Refresh && (l.s.localLowSpace() == nil) == (l.me.LowSpace == nil) {
+			continue
+		}
+		last = time.Now()
 		seq, err := l.write(l.ctx, l.seq)
 		if err == nil {
 			l.seq = seq

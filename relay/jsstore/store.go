@@ -177,7 +177,10 @@ type Options struct {
 	// 50 atomic batches in flight per stream, across all nodes (Ingest
 	// and RecordAttempt retry a batch refused for that).
 	MaxInflight int
-	Logger      *slog.Logger
+	// Space, if set, watches the disk under this node's replicas of the
+	// stream (an embedded NATS server's store_dir): see space.go.
+	Space  SpaceSource
+	Logger *slog.Logger
 }
 
 // Store is the JetStream-backed storage.Store. It is safe for concurrent use.
@@ -201,6 +204,8 @@ type Store struct {
 	presence  string // this Store's presence subject, while it delivers (lease.go)
 	shards    shards
 	cache     cache
+	space     SpaceSource
+	lowNode   atomic.Pointer[error] // another node whose disk is low (space.go)
 	viewsMu   sync.Mutex
 	views     map[string]*queueView // by target
 	closed    atomic.Bool
@@ -248,7 +253,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
 		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), recordCh: make(chan *recordReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
-		barrier: opts.Name + ".z." + nuid.Next()}
+		barrier: opts.Name + ".z." + nuid.Next(), space: opts.Space}
 	s.presence = s.p + "w." + s.barrier[len(s.p)+2:]
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
@@ -338,9 +343,13 @@ func (s *Store) check() error {
 }
 
 // Ready fails unless the stream has a leader that answers through this
-// node's connection (no quorum, no leader, disconnected: unavailable).
+// node's connection (no quorum, no leader, disconnected: unavailable),
+// and while this node's or another node's disk is nearly full (space.go).
 func (s *Store) Ready() error {
 	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.spaceErr(); err != nil {
 		return err
 	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
@@ -625,6 +634,9 @@ type ingestResp struct {
 // claim is split until the duplicate is alone.
 func (s *Store) Ingest(ctx context.Context, ev *storage.Event, raw []byte) (storage.Result, error) {
 	if err := s.check(); err != nil {
+		return storage.Result{}, err
+	}
+	if err := s.spaceErr(); err != nil {
 		return storage.Result{}, err
 	}
 	r, err := s.newReq(ev, raw)

@@ -9,9 +9,9 @@ var ErrLowSpace = fmt.Errorf("%w: disk nearly full", ErrUnavailable)
 
 // LowSpaceError reports too little free space under the store.
 type LowSpaceError struct {
-	Path string // the store directory
-	Free uint64 // bytes available on its filesystem
-	Min  uint64 // the configured minimum (storage.min_free_bytes)
+	Path string `json:"path"`           // the store directory
+	Free uint64 `json:"free_bytes"`     // bytes available on its filesystem
+	Min  uint64 `json:"min_free_bytes"` // the configured minimum (storage.min_free_bytes)
 }
 
 // Error gives the figures: "disk nearly full: 12.0 MiB free on the

@@ -148,3 +148,59 @@ func (s *Store) spaceLoop() {
 		}
 	}
 }
+
+// SpaceWatch watches the free space of the filesystem under a directory
+// that something else writes (in cluster mode, the embedded NATS server's
+// store_dir), with the rules of the store's own watch: Err reports a
+// *storage.LowSpaceError from when the free space falls below min until it
+// is back above min + min/16, re-read every tick.
+type SpaceWatch struct {
+	w        *spaceWatch
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// WatchSpace starts a SpaceWatch of path (fn nil: StatFS; min 0: never
+// low; tick 0: every second; log nil: none). Stop ends it.
+func WatchSpace(path string, min uint64, fn FreeSpaceFunc, tick time.Duration, log *slog.Logger) *SpaceWatch {
+	if fn == nil {
+		fn = StatFS
+	}
+	if tick <= 0 {
+		tick = spaceTick
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sw := &SpaceWatch{w: newSpaceWatch(path, min, fn, log), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(sw.done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-sw.stop:
+				return
+			case <-t.C:
+				sw.w.refresh()
+			}
+		}
+	}()
+	return sw
+}
+
+// Err returns a *storage.LowSpaceError while the free space is low.
+func (sw *SpaceWatch) Err() error { return sw.w.err() }
+
+// Space reports the last reading (known false: unreadable or not
+// watched) and whether it is low.
+func (sw *SpaceWatch) Space() (free uint64, low, known bool) {
+	return sw.w.free.Load(), sw.w.low.Load(), sw.w.known.Load()
+}
+
+// Stop ends the watch.
+func (sw *SpaceWatch) Stop() {
+	sw.stopOnce.Do(func() { close(sw.stop) })
+	<-sw.done
+}

@@ -192,3 +192,45 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestWatchSpace: the watch of a directory another program writes goes
+// low below the minimum and back only above it plus 1/16.
+func TestWatchSpace(t *testing.T) {
+	d := &fakeDisk{}
+	d.free.Store(2 * testMinFree)
+	w := store.WatchSpace("/srv/nats", testMinFree, d.FreeSpace, 5*time.Millisecond, nil)
+	defer w.Stop()
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err with room: %v", err)
+	}
+	waitErr := func(want bool) error {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := w.Err()
+			if (err != nil) == want || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	d.free.Store(testMinFree - 1)
+	err := waitErr(true)
+	var lse *storage.LowSpaceError
+	if !errors.As(err, &lse) || lse.Path != "/srv/nats" || lse.Free != testMinFree-1 || lse.Min != testMinFree || !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Err when low: %v", err)
+	}
+	if free, low, known := w.Space(); free != testMinFree-1 || !low || !known {
+		t.Errorf("Space: %d %v %v", free, low, known)
+	}
+	d.free.Store(testMinFree + testMinFree/32) // above the minimum, below the way back
+	time.Sleep(50 * time.Millisecond)
+	if w.Err() == nil {
+		t.Fatal("back to taking events at min + 1/32: it must wait for min + 1/16")
+	}
+	d.free.Store(testMinFree + testMinFree/16)
+	if err := waitErr(false); err != nil {
+		t.Fatalf("Err with space back: %v", err)
+	}
+	w.Stop() // twice is fine
+}
