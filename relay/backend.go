@@ -214,7 +214,11 @@ func (b *backend) clusterStatus(ctx context.Context, targets []string) (*admin.C
 			return nil, err
 		}
 		for _, c := range claims {
-			st.Holders = append(st.Holders, admin.NodeHolder{Node: c.Node, Host: c.Host, PID: c.PID, Since: c.Since})
+			h := admin.NodeHolder{Node: c.Node, Host: c.Host, PID: c.PID, Since: c.Since}
+			if c.LowSpace != nil {
+				h.LowSpace = c.LowSpace.Error()
+			}
+			st.Holders = append(st.Holders, h)
 		}
 	}
 	lister := b.js.ListStreams(ctx)

@@ -57,9 +57,13 @@ func clusterStatus(c *cli.Context) error {
 	}
 	w.Flush()
 	fmt.Fprintln(out)
-	fmt.Fprintf(w, "HOOKRELAY NODE\tHOST\tPID\tSINCE\n")
+	fmt.Fprintf(w, "HOOKRELAY NODE\tHOST\tPID\tSINCE\tDISK\n")
 	for _, h := range st.Holders {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", h.Node, h.Host, h.PID, h.Since.UTC().Format(cliTimeFormat))
+		disk := "ok"
+		if h.LowSpace != "" {
+			disk = h.LowSpace
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", h.Node, h.Host, h.PID, h.Since.UTC().Format(cliTimeFormat), disk)
 	}
 	w.Flush()
 	fmt.Fprintln(out)

@@ -144,6 +144,29 @@ func clTryStart(t *testing.T, nodes ...*clNode) error {
 	return nil
 }
 
+// clStartNew starts the nodes mk configures, with new ports up to three
+// times: a port found free may be taken by another test process before a
+// node binds it.
+func clStartNew(t *testing.T, mk func() []*clNode) []*clNode {
+	t.Helper()
+	for try := 1; ; try++ {
+		nodes := mk()
+		err := clTryStart(t, nodes...)
+		if err == nil {
+			return nodes
+		}
+		for _, n := range nodes {
+			if n.p != nil {
+				n.p.kill(t)
+			}
+		}
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("starting the cluster again on other ports: %v", err)
+	}
+}
+
 // clPost sends a signed sketchpen webhook about vid of type typ.
 func clPost(t *testing.T, client *http.Client, url, typ, vid string, created int64) (int, map[string]string, error) {
 	body := fmt.Appendf(nil, `{"event":%q,"video_id":%q,"created_at":%d}`, typ, vid, created)
@@ -264,25 +287,7 @@ func TestClusterThroughBinary(t *testing.T) {
 	mainT := newEvTarget(t, http.StatusOK)
 	deadT := newEvTarget(t, http.StatusBadRequest)
 	top := t // processes restarted in subtests live as long as the test
-	var nodes []*clNode
-	for try := 1; ; try++ {
-		nodes = clCluster(t, mainT.URL, deadT.URL)
-		err := clTryStart(top, nodes...)
-		if err == nil {
-			break
-		}
-		for _, n := range nodes {
-			if n.p != nil {
-				n.p.kill(t)
-			}
-		}
-		// A port found free may be taken by another test process before
-		// a node binds it: then start again on other ports.
-		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-		t.Logf("starting the cluster again on other ports: %v", err)
-	}
+	nodes := clStartNew(top, func() []*clNode { return clCluster(t, mainT.URL, deadT.URL) })
 
 	t.Run("any node accepts", func(t *testing.T) {
 		for _, n := range nodes {

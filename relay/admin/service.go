@@ -75,6 +75,9 @@ type NodeHolder struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Since time.Time `json:"since"`
+	// LowSpace, when set, says the node's disk is nearly full (every node
+	// refuses new events meanwhile).
+	LowSpace string `json:"low_space,omitempty"`
 }
 
 // ClusterStream is one JetStream stream (or bucket) hookrelay uses.

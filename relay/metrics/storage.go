@@ -8,7 +8,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // scrape time; known false leaves the free-space gauge out.
 func (m *Metrics) WatchStorage(space func() (free uint64, low, known bool)) {
 	m.reg.MustRegister(&storageCollector{
-		free: prometheus.NewDesc("hookrelay_storage_free_bytes", "Free space on the filesystem of storage.path, in bytes (as last read).", nil, nil),
+		free: prometheus.NewDesc("hookrelay_storage_free_bytes", "Free space on the filesystem of storage.path (in cluster mode with embedded NATS, of its store_dir), in bytes (as last read).", nil, nil),
 		low:  prometheus.NewDesc("hookrelay_storage_low_space", "1 while free space is below storage.min_free_bytes and new events are refused (503).", nil, nil),
 		read: space,
 	})

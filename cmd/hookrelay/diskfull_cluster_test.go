@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestClusterDiskFullTmpfs: three `serve` processes with embedded NATS,
+// node n1's store_dir on a 64 MiB tmpfs that another process fills up
+// while webhooks arrive at all three. Every node then answers 503 with
+// Retry-After (n1's disk holds a replica of every event), never a
+// dropped connection; /readyz on every node says 503 and names n1's
+// disk; n1's metrics show it; reads go on. Once the space is freed every
+// node answers 200 again within 30 s by itself, and every acknowledged
+// event is listed.
+func TestClusterDiskFullTmpfs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	const minFree = 24 << 20
+	mnt := mountTmpfs(t, 64<<20)
+	filler := filepath.Join(mnt, "filler")
+	target := newEvTarget(t, http.StatusOK)
+	nodes := clStartNew(t, func() []*clNode {
+		nodes := clCluster(t, target.URL, target.URL)
+		for i, n := range nodes {
+			text, err := os.ReadFile(n.cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := regexp.MustCompile(`(?m)^  path: "[^"]*"$`).ReplaceAllStringFunc(string(text), func(l string) string {
+				return l + fmt.Sprintf("\n  min_free_bytes: %d", minFree)
+			})
+			if i == 1 {
+				cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, "nats")), 1)
+			}
+			if !strings.Contains(cfg, "min_free_bytes") || i == 1 && !strings.Contains(cfg, "store_dir") {
+				t.Fatalf("config of %s not changed:\n%s", n.name, cfg)
+			}
+			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nodes
+	})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
+
+	var (
+		mu      sync.Mutex
+		acked   = map[string]bool{}
+		bad     []string
+		n200    atomic.Int64
+		n503    atomic.Int64
+		lastOK  atomic.Int64 // unix nanos of the last 200
+		next    atomic.Int64
+		stop    = make(chan struct{})
+		senders sync.WaitGroup
+	)
+	for s := range 3 {
+		senders.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := next.Add(1)
+				status, out, err := clPost(t, client, nodes[(int(i)+s)%3].url(), "video.completed", fmt.Sprintf("full-%d", i), 1)
+				mu.Lock()
+				switch {
+				case err != nil:
+					bad = append(bad, "transport: "+err.Error())
+				case status == http.StatusOK && out["status"] == "accepted":
+					acked[out["id"]] = true
+					n200.Add(1)
+					lastOK.Store(time.Now().UnixNano())
+				case status == http.StatusServiceUnavailable:
+					n503.Add(1)
+				default:
+					bad = append(bad, fmt.Sprintf("status %d %v", status, out))
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	stopSending := sync.OnceFunc(func() { close(stop); senders.Wait() })
+	defer stopSending()
+	waitCond := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %v waiting for %s", d, what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	readyz := func(n *clNode) (int, map[string]any) {
+		resp, err := client.Get("http://" + n.p.addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz of %s: %v", n.name, err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	probe := func(n *clNode, vid string) *http.Response {
+		body := fmt.Appendf(nil, `{"event":"video.completed","video_id":%q,"created_at":1}`, vid)
+		h, err := cliSigner(t, clSecret).Sign(body, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, n.url(), bytes.NewReader(body))
+		req.Header = h
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("webhook to %s: %v", n.name, err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	waitCond("some events accepted", 20*time.Second, func() bool { return n200.Load() >= 100 })
+
+	// Another process fills n1's disk below storage.min_free_bytes.
+	fillTo(t, mnt, filler, minFree*2/3)
+	filled := time.Now()
+	for i, n := range nodes {
+		waitCond(n.name+" answering 503", 15*time.Second, func() bool {
+			return probe(n, fmt.Sprintf("probe-%d-%d", i, time.Now().UnixNano())).StatusCode == http.StatusServiceUnavailable
+		})
+	}
+	t.Logf("every node refused new events %v after n1's disk filled", time.Since(filled).Round(time.Millisecond))
+	for i, n := range nodes {
+		if resp := probe(n, fmt.Sprintf("probe-ra-%d", i)); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("webhook to %s while n1's disk is full: %d, Retry-After %q; want 503 with Retry-After", n.name, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		code, ready := readyz(n)
+		reason := fmt.Sprint(ready["reason"])
+		if code != http.StatusServiceUnavailable || !strings.Contains(reason, "disk nearly full") || n.name != "n1" && !strings.Contains(reason, "node n1") {
+			t.Errorf("/readyz of %s: %d %v, want 503 naming n1's disk", n.name, code, ready)
+		}
+	}
+	if m := adminMetrics(t, nodes[1].p.addrs["admin"], evToken); !strings.Contains(m, "hookrelay_storage_low_space 1") {
+		t.Errorf("n1's metrics do not show the low space:\n%s", grepLines(m, "hookrelay_storage"))
+	}
+	if !strings.Contains(nodes[0].p.Log(), "another node's disk is nearly full") {
+		t.Errorf("no error line on n0 about n1's disk")
+	}
+	res := cliRun(t, cliEnv(), "cluster", "status", "--config", nodes[0].cfgPath)
+	if res.code != 0 || !regexp.MustCompile(`(?m)^n1\s.*\sdisk nearly full: [0-9.]+ MiB free on the filesystem of \S+/nats, storage.min_free_bytes is 24.0 MiB$`).MatchString(res.stdout) {
+		t.Errorf("cluster status on n0 does not show n1's disk: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if evs := clEvents(t, nodes[2]); len(evs) < 100 {
+		t.Errorf("events list on n2 while n1's disk is full: %d events", len(evs))
+	}
+
+	// Space comes back: every node takes events again by itself.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	for i, n := range nodes {
+		waitCond(n.name+" answering 200 again", 30*time.Second, func() bool {
+			return probe(n, fmt.Sprintf("back-%d-%d", i, time.Now().UnixNano())).StatusCode == http.StatusOK
+		})
+	}
+	t.Logf("every node took events again %v after the space came back", time.Since(freed).Round(time.Millisecond))
+	waitCond("a sender's 200 after the space came back", 10*time.Second, func() bool { return lastOK.Load() > freed.UnixNano() })
+	stopSending()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Errorf("%d answers neither 200 nor 503, first: %v", len(bad), bad[:min(len(bad), 5)])
+	}
+	listed := map[string]bool{}
+	for _, ev := range clEvents(t, nodes[0]) {
+		listed[fmt.Sprint(ev["id"])] = true
+	}
+	lost := 0
+	for id := range acked {
+		if !listed[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
+	}
+	t.Logf("%d accepted, %d refused with 503 while the disk was full", n200.Load(), n503.Load())
+}
