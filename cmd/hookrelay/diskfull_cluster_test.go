@@ -31,7 +31,9 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<20)
 	filler := filepath.Join(mnt, "filler")
 	target := newEvTarget(t, http.StatusOK)
+	try := 0
 	nodes := clStartNew(t, func() []*clNode {
+		try++ // each try's n1 gets a store_dir of its own
 		nodes := clCluster(t, target.URL, target.URL)
 		for i, n := range nodes {
 			text, err := os.ReadFile(n.cfgPath)
@@ -42,7 +44,7 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 				return l + fmt.Sprintf("\n  min_free_bytes: %d", minFree)
 			})
 			if i == 1 {
-				cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, "nats")), 1)
+				cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, fmt.Sprintf("nats-%d", try))), 1)
 			}
 			if !strings.Contains(cfg, "min_free_bytes") || i == 1 && !strings.Contains(cfg, "store_dir") {
 				t.Fatalf("config of %s not changed:\n%s", n.name, cfg)
@@ -155,11 +157,11 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	if m := adminMetrics(t, nodes[1].p.addrs["admin"], evToken); !strings.Contains(m, "hookrelay_storage_low_space 1") {
 		t.Errorf("n1's metrics do not show the low space:\n%s", grepLines(m, "hookrelay_storage"))
 	}
-	if !strings.Contains(nodes[0].p.Log(), "another node's disk is nearly full") {
+	if !strings.Contains(nodes[0].p.Log(), "a node's disk is nearly full: refusing new events") {
 		t.Errorf("no error line on n0 about n1's disk")
 	}
 	res := cliRun(t, cliEnv(), "cluster", "status", "--config", nodes[0].cfgPath)
-	if res.code != 0 || !regexp.MustCompile(`(?m)^n1\s.*\sdisk nearly full: [0-9.]+ MiB free on the filesystem of \S+/nats, storage.min_free_bytes is 24.0 MiB$`).MatchString(res.stdout) {
+	if res.code != 0 || !regexp.MustCompile(`(?m)^n1\s.*\sdisk nearly full: [0-9.]+ MiB free on the filesystem of \S+/nats-[0-9], storage.min_free_bytes is 24.0 MiB$`).MatchString(res.stdout) {
 		t.Errorf("cluster status on n0 does not show n1's disk: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	if evs := clEvents(t, nodes[2]); len(evs) < 100 {

@@ -139,10 +139,6 @@ func (s *Store) ClaimNode(ctx context.Context, me NodeClaim, o NodeClaimOptions)
 	}
 	l.seq = seq
 	go l.refresh()
-	if s.space != nil {
-		s.wg.Add(1)
-		go s.watchNodesSpace(me.Node, o.Refresh)
-	}
 	return l, nil
 }
 
@@ -245,10 +241,12 @@ func readClaim(ctx context.Context, st jetstream.Stream, subj string) (NodeClaim
 	return c, m.Sequence, nil
 }
 
-// write publishes the claim if the subject's last sequence is expected.
+// write publishes the claim, with the node's disk state now, if the
+// subject's last sequence is expected; l.me.LowSpace is what was stored.
 func (l *NodeLease) write(ctx context.Context, expected uint64) (uint64, error) {
-	l.me.LowSpace = l.s.localLowSpace()
-	data, err := json.Marshal(l.me)
+	me := l.me
+	me.LowSpace = l.s.localLowSpace()
+	data, err := json.Marshal(me)
 	if err != nil {
 		return 0, err
 	}
@@ -262,28 +260,31 @@ func (l *NodeLease) write(ctx context.Context, expected uint64) (uint64, error) 
 		}
 		return 0, fmt.Errorf("%w: node claim %s: %w", storage.ErrUnavailable, l.subj, err)
 	}
+	l.me.LowSpace = me.LowSpace
 	return ack.Sequence, nil
 }
 
 // refresh renews the claim every Refresh until Release, or until it finds
 // the claim taken (then it reports and stops). A change of the node's
-// disk state (low or not) is written within spacePoll.
+// disk state (low or not) against the one last stored is written at the
+// next spacePoll tick, and tried again at each one until it is stored.
 func (l *NodeLease) refresh() {
 	defer close(l.done)
-	t := time.NewTicker(min(l.o.Refresh, spacePoll))
+	t := time.NewTicker(l.o.Refresh)
 	defer t.Stop()
+	poll := time.NewTicker(spacePoll)
+	defer poll.Stop()
 	log := l.o.Logger.With("node", l.me.Node)
-	last := time.Now()
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-t.C:
+		case <-poll.C:
+			if (l.s.localLowSpace() == nil) == (l.me.LowSpace == nil) {
+				continue
+			}
 		}
-		if time.Since(last) < l.o.Refresh && (l.s.localLowSpace() == nil) == (l.me.LowSpace == nil) {
-			continue
-		}
-		last = time.Now()
 		seq, err := l.write(l.ctx, l.seq)
 		if err == nil {
 			l.seq = seq
@@ -356,7 +357,8 @@ func (l *NodeLease) abandon() {
 }
 
 // NodeClaims returns the names held now, one claim per running node (a
-// claim past its TTL is gone). One read per claim.
+// claim past its TTL is gone). One read per claim. A claim that cannot be
+// decoded is an error, after the others are read.
 func (s *Store) NodeClaims(ctx context.Context) ([]NodeClaim, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -366,8 +368,8 @@ func (s *Store) NodeClaims(ctx context.Context) ([]NodeClaim, error) {
 	err := s.scanByGet(ctx, s.p+"n.*", func(subj string, r rec) bool {
 		var c NodeClaim
 		if err := json.Unmarshal(r.data, &c); err != nil {
-			bad = fmt.Errorf("node claim %s: %w", subj, err)
-			return false
+			bad = errors.Join(bad, fmt.Errorf("node claim %s: %w", subj, err))
+			return true
 		}
 		c.Token, c.Instance = "", "" // the holder's own business
 		out = append(out, c)

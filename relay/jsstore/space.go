@@ -21,12 +21,14 @@ import (
 //     low, this node refuses new events at once (*storage.LowSpaceError,
 //     503) and says so in its node claim (NodeClaim.LowSpace), within
 //     spacePoll.
-//   - Every node reads the claims every spacePoll and refuses new events
-//     while any node's claim says its disk is low; the error names it.
+//   - Every Store reads the claims every spacePoll (the first time in
+//     Open) and refuses new events while any node's claim says its disk is
+//     low; the error names the node.
 //
-// Deliveries, replays and reads go on: their writes are small, and the
-// removal of delivered queue entries frees space. A node that dies while
-// low stops counting when its claim expires.
+// Deliveries, replays and reads go on. They write too (attempt records,
+// queue entries and their removals, RAFT's log), less than new events
+// but not nothing: a large replay can still use up the space that is
+// left. A node that dies while low stops counting when its claim expires.
 
 // spacePoll is how often a node's disk state reaches its claim and the
 // claims are read.
@@ -73,47 +75,77 @@ func (s *Store) Space() (free uint64, low, known bool) {
 	return s.space.Space()
 }
 
-// watchNodesSpace reads the node claims every spacePoll and keeps the
-// first other node whose disk is low in s.lowNode. A failed read keeps
-// what was known for up to ttl (a claim's own lifetime), then forgets it.
-func (s *Store) watchNodesSpace(self string, ttl time.Duration) {
+// watchNodesSpace reads the node claims every spacePoll (Open has read
+// them once already) and keeps the
+// first node whose disk is low in s.lowNode (this node's own state is
+// also checked directly, by spaceErr). A claim that cannot be decoded is
+// passed over; when the claims cannot be read at all, what was known is
+// kept for DefaultNodeTTL (a claim's own lifetime), then forgotten.
+func (s *Store) watchNodesSpace() {
 	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(spacePoll)
 	defer t.Stop()
 	lastRead := time.Now()
+	failing := false
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), readWait)
-		claims, err := s.NodeClaims(ctx)
-		cancel()
-		if err != nil {
-			if time.Since(lastRead) > ttl {
+		rctx, rcancel := context.WithTimeout(ctx, readWait)
+		claims, err := s.NodeClaims(rctx)
+		rcancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && len(claims) == 0:
+			if !failing {
+				s.log.Warn("cannot read the node claims: other nodes' disk space is not known", "err", err)
+				failing = true
+			}
+			if time.Since(lastRead) > DefaultNodeTTL {
 				s.lowNode.Store(nil)
 			}
-			continue
-		}
-		lastRead = time.Now()
-		var low error
-		for _, c := range claims {
-			if c.LowSpace != nil && c.Node != self {
-				low = fmt.Errorf("node %s: %w", c.Node, c.LowSpace)
-				break
+		default:
+			if failing {
+				s.log.Info("node claims readable again")
+				failing = false
 			}
+			lastRead = time.Now()
+			s.noteLowNode(claims)
 		}
-		switch prev := s.lowNode.Load(); {
-		case low != nil && prev == nil:
-			s.log.Error("another node's disk is nearly full: refusing new events (503) until it has space again", "err", low)
-		case low == nil && prev != nil:
-			s.log.Warn("no node's disk is nearly full any more: taking events again")
+	}
+}
+
+// noteLowNode keeps the first claim saying its disk is low in s.lowNode,
+// logging the changes.
+func (s *Store) noteLowNode(claims []NodeClaim) {
+	var low error
+	for _, c := range claims {
+		if c.LowSpace != nil {
+			low = fmt.Errorf("node %s: %w", c.Node, c.LowSpace)
+			break
 		}
-		if low == nil {
-			s.lowNode.Store(nil)
-		} else {
-			s.lowNode.Store(&low)
-		}
+	}
+	switch prev := s.lowNode.Load(); {
+	case low != nil && prev == nil:
+		s.log.Error("a node's disk is nearly full: refusing new events (503) until it has space again", "err", low)
+	case low == nil && prev != nil:
+		s.log.Warn("no node's disk is nearly full any more: taking events again")
+	}
+	if low == nil {
+		s.lowNode.Store(nil)
+	} else {
+		s.lowNode.Store(&low)
 	}
 }

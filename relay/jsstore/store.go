@@ -298,6 +298,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: create stream %s: %w", storage.ErrUnavailable, opts.Name, err)
 	}
 	s.stream = st
+	// Another node's disk may be nearly full already (space.go).
+	if claims, err := s.NodeClaims(ctx); err == nil || len(claims) > 0 {
+		s.noteLowNode(claims)
+	}
+	s.wg.Add(1)
+	go s.watchNodesSpace()
 	for range recordCommitters {
 		s.wg.Add(1)
 		go s.recordLoop()

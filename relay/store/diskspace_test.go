@@ -224,7 +224,11 @@ func TestWatchSpace(t *testing.T) {
 		t.Errorf("Space: %d %v %v", free, low, known)
 	}
 	d.free.Store(testMinFree + testMinFree/32) // above the minimum, below the way back
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if free, _, _ := w.Space(); free == testMinFree+testMinFree/32 || time.Now().After(deadline) {
+			break // read again
+		}
+	}
 	if w.Err() == nil {
 		t.Fatal("back to taking events at min + 1/32: it must wait for min + 1/16")
 	}
