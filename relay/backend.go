@@ -130,6 +130,9 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		if b.space != nil {
 			jo.Space = b.space
 		}
+		if b.node != nil {
+			jo.Health = b.node.JetStreamErr
+		}
 		st, err := jsstore.Open(actx, jo)
 		acancel()
 		if err == nil {

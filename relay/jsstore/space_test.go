@@ -156,3 +156,29 @@ func TestLowSpaceClusterWide(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthInReady: Options.Health failing makes Ready fail with its
+// reason (an ErrUnavailable); events are still taken.
+func TestHealthInReady(t *testing.T) {
+	var sick atomic.Bool
+	st, err := Open(bg, Options{URLs: jstest.Single(t), Name: "health", Health: func() error {
+		if sick.Load() {
+			return errors.New("JetStream is off here")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(bg)
+	if err := st.Ready(); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	sick.Store(true)
+	if err := st.Ready(); !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "JetStream is off here") {
+		t.Errorf("Ready with Health failing: %v", err)
+	}
+	if _, err := st.Ingest(bg, webhook("health-1"), []byte(`{}`)); err != nil {
+		t.Errorf("Ingest with Health failing: %v", err)
+	}
+}

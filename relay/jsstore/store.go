@@ -179,7 +179,10 @@ type Options struct {
 	MaxInflight int
 	// Space, if set, watches the disk under this node's replicas of the
 	// stream (an embedded NATS server's store_dir): see space.go.
-	Space  SpaceSource
+	Space SpaceSource
+	// Health, if set, is a check of this node's own NATS server that
+	// Ready reports (nil: fine).
+	Health func() error
 	Logger *slog.Logger
 }
 
@@ -205,6 +208,7 @@ type Store struct {
 	shards    shards
 	cache     cache
 	space     SpaceSource
+	health    func() error
 	lowNode   atomic.Pointer[error] // another node whose disk is low (space.go)
 	viewsMu   sync.Mutex
 	views     map[string]*queueView // by target
@@ -253,7 +257,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{nc: opts.Conn, name: opts.Name, p: opts.Name + ".", retention: opts.Retention,
 		window: opts.DedupeWindow, log: opts.Logger, ingestCh: make(chan *ingestReq, maxGroupEvents), recordCh: make(chan *recordReq, maxGroupEvents), stop: make(chan struct{}), dead: make(chan struct{}),
-		barrier: opts.Name + ".z." + nuid.Next(), space: opts.Space}
+		barrier: opts.Name + ".z." + nuid.Next(), space: opts.Space, health: opts.Health}
 	s.presence = s.p + "w." + s.barrier[len(s.p)+2:]
 	if s.nc == nil {
 		if len(opts.URLs) == 0 {
@@ -350,13 +354,19 @@ func (s *Store) check() error {
 
 // Ready fails unless the stream has a leader that answers through this
 // node's connection (no quorum, no leader, disconnected: unavailable),
-// and while this node's or another node's disk is nearly full (space.go).
+// while this node's or another node's disk is nearly full (space.go), and
+// while Options.Health fails.
 func (s *Store) Ready() error {
 	if err := s.check(); err != nil {
 		return err
 	}
 	if err := s.spaceErr(); err != nil {
 		return err
+	}
+	if s.health != nil {
+		if err := s.health(); err != nil {
+			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+		}
 	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("%w: NATS connection %v", storage.ErrUnavailable, st)

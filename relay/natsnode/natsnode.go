@@ -125,6 +125,17 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 // ClientURL is the URL clients of this process connect to.
 func (n *Node) ClientURL() string { return n.srv.ClientURL() }
 
+// JetStreamErr is non-nil once the embedded server has turned its
+// JetStream off while running: nats-server does that when a write to
+// store_dir fails for lack of space, and it stays off until the server
+// restarts (the other nodes carry on with their replicas).
+func (n *Node) JetStreamErr() error {
+	if n.srv.JetStreamEnabled() || !n.srv.Running() {
+		return nil
+	}
+	return fmt.Errorf("the embedded NATS server has turned JetStream off (nats-server does so when store_dir's disk is full): free space under %s and restart this node", n.opts.StoreDir)
+}
+
 // Shutdown enters lame-duck mode (client listener closed, RAFT leaders
 // transferred to other nodes, clients drained) and stops the server.
 func (n *Node) Shutdown(ctx context.Context) {
