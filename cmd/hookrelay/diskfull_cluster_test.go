@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -57,47 +55,9 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
 
-	var (
-		mu      sync.Mutex
-		acked   = map[string]bool{}
-		bad     []string
-		n200    atomic.Int64
-		n503    atomic.Int64
-		lastOK  atomic.Int64 // unix nanos of the last 200
-		next    atomic.Int64
-		stop    = make(chan struct{})
-		senders sync.WaitGroup
-	)
-	for s := range 3 {
-		senders.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := next.Add(1)
-				status, out, err := clPost(t, client, nodes[(int(i)+s)%3].url(), "video.completed", fmt.Sprintf("full-%d", i), 1)
-				mu.Lock()
-				switch {
-				case err != nil:
-					bad = append(bad, "transport: "+err.Error())
-				case status == http.StatusOK && out["status"] == "accepted":
-					acked[out["id"]] = true
-					n200.Add(1)
-					lastOK.Store(time.Now().UnixNano())
-				case status == http.StatusServiceUnavailable:
-					n503.Add(1)
-				default:
-					bad = append(bad, fmt.Sprintf("status %d %v", status, out))
-				}
-				mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	stopSending := sync.OnceFunc(func() { close(stop); senders.Wait() })
-	defer stopSending()
+	load := startAckLoad(t, 3, func(n int64) (int, map[string]string, error) {
+		return clPost(t, client, nodes[n%3].url(), "video.completed", fmt.Sprintf("full-%d", n), 1)
+	})
 	waitCond := func(what string, d time.Duration, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(d)
@@ -133,7 +93,7 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	waitCond("some events accepted", 20*time.Second, func() bool { return n200.Load() >= 100 })
+	waitCond("some events accepted", 20*time.Second, func() bool { return load.n200.Load() >= 100 })
 
 	// Another process fills n1's disk below storage.min_free_bytes.
 	fillTo(t, mnt, filler, minFree*2/3)
@@ -179,10 +139,8 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 		})
 	}
 	t.Logf("every node took events again %v after the space came back", time.Since(freed).Round(time.Millisecond))
-	waitCond("a sender's 200 after the space came back", 10*time.Second, func() bool { return lastOK.Load() > freed.UnixNano() })
-	stopSending()
-	mu.Lock()
-	defer mu.Unlock()
+	waitCond("a sender's 200 after the space came back", 10*time.Second, func() bool { return load.lastOK.Load() > freed.UnixNano() })
+	acked, bad := load.result()
 	if len(bad) > 0 {
 		t.Errorf("%d answers neither 200 nor 503, first: %v", len(bad), bad[:min(len(bad), 5)])
 	}
@@ -199,5 +157,5 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
 	}
-	t.Logf("%d accepted, %d refused with 503 while the disk was full", n200.Load(), n503.Load())
+	t.Logf("%d accepted, %d refused with 503 while the disk was full", load.n200.Load(), load.n503.Load())
 }

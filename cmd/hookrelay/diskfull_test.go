@@ -83,59 +83,12 @@ func TestDiskFullTmpfs(t *testing.T) {
 	signer := cliSigner(t, cliSecret)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 10 * time.Second}
 
-	var (
-		mu      sync.Mutex
-		acked   = map[string]bool{}
-		n503    atomic.Int64
-		n200    atomic.Int64
-		lastOK  atomic.Int64 // unix nanos of the last 200
-		bad     []string
-		stop    = make(chan struct{})
-		next    atomic.Int64
-		senders sync.WaitGroup
-	)
 	pad := strings.Repeat("p", 2000)
-	for range 4 {
-		senders.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := next.Add(1)
-				body := fmt.Appendf(nil, `{"event":"video.completed","video_id":"full-%d","created_at":%d,"pad":%q}`, n, time.Now().Unix(), pad)
-				h, _ := signer.Sign(body, time.Now())
-				status, out, err := cliPost(client, base+"/webhooks/sp", h, body)
-				mu.Lock()
-				switch {
-				case err != nil:
-					bad = append(bad, "transport: "+err.Error())
-				case status == http.StatusOK && out["status"] == "accepted":
-					acked[out["id"]] = true
-					n200.Add(1)
-					lastOK.Store(time.Now().UnixNano())
-				case status == http.StatusServiceUnavailable:
-					n503.Add(1)
-				default:
-					bad = append(bad, fmt.Sprintf("status %d %v", status, out))
-				}
-				mu.Unlock()
-				if len(bad) > 20 {
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		senders.Wait()
-	}()
+	load := startAckLoad(t, 4, func(n int64) (int, map[string]string, error) {
+		body := fmt.Appendf(nil, `{"event":"video.completed","video_id":"full-%d","created_at":%d,"pad":%q}`, n, time.Now().Unix(), pad)
+		h, _ := signer.Sign(body, time.Now())
+		return cliPost(client, base+"/webhooks/sp", h, body)
+	})
 	readyz := func() (int, map[string]any) {
 		resp, err := client.Get(base + "/readyz")
 		if err != nil {
@@ -156,7 +109,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitCond("some events accepted", 10*time.Second, func() bool { return n200.Load() >= 100 })
+	waitCond("some events accepted", 10*time.Second, func() bool { return load.n200.Load() >= 100 })
 
 	// Another process fills the disk to between the hard floor (half the
 	// minimum) and the minimum: the store must stop taking events.
@@ -166,8 +119,8 @@ func TestDiskFullTmpfs(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(ready["reason"]), "disk nearly full") || ready["free_bytes"] == nil || ready["min_free_bytes"] != float64(minFree) {
 		t.Errorf("/readyz = %d %v, want the reason and the figures", code, ready)
 	}
-	was503 := n503.Load()
-	waitCond("webhooks answered 503", 10*time.Second, func() bool { return n503.Load() > was503+20 })
+	was503 := load.n503.Load()
+	waitCond("webhooks answered 503", 10*time.Second, func() bool { return load.n503.Load() > was503+20 })
 	body := []byte(`{"event":"video.completed","video_id":"full-probe","created_at":1}`)
 	h, _ := signer.Sign(body, time.Now())
 	req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/sp", bytes.NewReader(body))
@@ -190,18 +143,15 @@ func TestDiskFullTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	waitCond("200 again after space came back", 30*time.Second, func() bool { return lastOK.Load() > freed.UnixNano() })
+	waitCond("200 again after space came back", 30*time.Second, func() bool { return load.lastOK.Load() > freed.UnixNano() })
 	t.Logf("200 again %v after the space came back", time.Since(freed).Round(time.Millisecond))
 	waitCond("/readyz 200", 30*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
-	close(stop)
-	senders.Wait()
+	acked, bad := load.result()
 	client.CloseIdleConnections()
-	mu.Lock()
 	if len(bad) > 0 {
 		t.Errorf("%d answers other than 200/503 (first: %s)", len(bad), bad[0])
 	}
-	t.Logf("%d accepted, %d answered 503", len(acked), n503.Load())
-	mu.Unlock()
+	t.Logf("%d accepted, %d answered 503", len(acked), load.n503.Load())
 	if got := p.stop(t, syscall.SIGTERM); got != 0 {
 		t.Fatalf("serve exit code %d after SIGTERM\n%s", got, p.Log())
 	}
@@ -279,4 +229,74 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// ackLoad sends webhooks from a few goroutines until stopped and keeps
+// the answers: the ids accepted, the count of 503s, anything else.
+type ackLoad struct {
+	n200, n503 atomic.Int64
+	lastOK     atomic.Int64 // unix nanos of the last 200
+
+	mu    sync.Mutex
+	acked map[string]bool
+	bad   []string
+
+	stopc chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+// startAckLoad runs senders goroutines, each calling post with the next
+// request number (from 1) until the load is stopped (at the end of the
+// test at the latest) or more than 20 answers were neither 200 nor 503.
+func startAckLoad(t *testing.T, senders int, post func(n int64) (int, map[string]string, error)) *ackLoad {
+	l := &ackLoad{acked: map[string]bool{}, stopc: make(chan struct{})}
+	var next atomic.Int64
+	for range senders {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stopc:
+					return
+				default:
+				}
+				status, out, err := post(next.Add(1))
+				l.mu.Lock()
+				switch {
+				case err != nil:
+					l.bad = append(l.bad, "transport: "+err.Error())
+				case status == http.StatusOK && out["status"] == "accepted":
+					l.acked[out["id"]] = true
+					l.n200.Add(1)
+					l.lastOK.Store(time.Now().UnixNano())
+				case status == http.StatusServiceUnavailable:
+					l.n503.Add(1)
+				default:
+					l.bad = append(l.bad, fmt.Sprintf("status %d %v", status, out))
+				}
+				nbad := len(l.bad)
+				l.mu.Unlock()
+				if nbad > 20 {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+func (l *ackLoad) stop() {
+	l.once.Do(func() { close(l.stopc) })
+	l.wg.Wait()
+}
+
+// result stops the load and returns the ids accepted and the answers
+// that were neither 200 nor 503.
+func (l *ackLoad) result() (acked map[string]bool, bad []string) {
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked, l.bad
 }
