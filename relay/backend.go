@@ -35,8 +35,6 @@ type backend struct {
 	ident     *nodeIdent
 	nodeLease *jsstore.NodeLease
 	space     *store.SpaceWatch // the embedded server's store_dir, if any
-	stopJS    chan struct{}     // ends watchJetStream
-	jsDone    chan struct{}
 }
 
 // quorumWait bounds how long a cluster node waits at start for JetStream
@@ -90,8 +88,6 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		}
 		b.node = node
 		b.space = store.WatchSpace(e.StoreDir, uint64(cfg.Storage.MinFreeBytes), nil, 0, log.With("key", "cluster.nats.embedded.store_dir"))
-		b.stopJS, b.jsDone = make(chan struct{}), make(chan struct{})
-		go b.watchJetStream(e.StoreDir, log)
 		urls = []string{node.ClientURL()}
 		if e.Secret != "" {
 			opts = append(opts, nats.Token(e.Secret))
@@ -167,57 +163,6 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 	}
 }
 
-// JetStream's own recovery: nats-server turns JetStream off for good on a
-// server whose store_dir ran out of space. Every jsCheck the node looks;
-// once the disk has room again (restartFree at least, and above
-// storage.min_free_bytes when that is watched) it restarts its embedded
-// server in place, at most once per jsRestartEvery.
-const (
-	jsCheck        = 2 * time.Second
-	jsRestartEvery = time.Minute
-	restartFree    = 32 << 20
-)
-
-// watchJetStream restarts the embedded server after its JetStream was
-// turned off, once there is space again (see jsCheck).
-func (b *backend) watchJetStream(dir string, log *slog.Logger) {
-	defer close(b.jsDone)
-	t := time.NewTicker(jsCheck)
-	defer t.Stop()
-	var off bool
-	var lastTry time.Time
-	for {
-		select {
-		case <-b.stopJS:
-			return
-		case <-t.C:
-		}
-		err := b.node.JetStreamErr()
-		switch {
-		case err == nil:
-			if off {
-				log.Warn("the embedded NATS server's JetStream is on again")
-			}
-			off = false
-			continue
-		case !off:
-			log.Error("JetStream is off on this node; it is restarted once store_dir has room again", "err", err)
-			off = true
-		}
-		free, ferr := store.StatFS(dir)
-		if ferr != nil || free < restartFree || b.space.Err() != nil || time.Since(lastTry) < jsRestartEvery {
-			continue
-		}
-		lastTry = time.Now()
-		log.Warn("store_dir has room again: restarting the embedded NATS server", "free_bytes", free)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if _, err := b.node.RestartJetStream(ctx); err != nil {
-			log.Error("restarting the embedded NATS server failed; trying again later", "err", err)
-		}
-		cancel()
-	}
-}
-
 // close closes the store, the NATS connection and the embedded server (in
 // lame-duck mode, handing its leaderships over).
 func (b *backend) close(ctx context.Context) error {
@@ -233,11 +178,6 @@ func (b *backend) close(ctx context.Context) error {
 	if b.nc != nil {
 		b.nc.Close() // the store has finished with it
 		b.nc = nil
-	}
-	if b.stopJS != nil {
-		close(b.stopJS)
-		<-b.jsDone
-		b.stopJS = nil
 	}
 	if b.node != nil {
 		b.node.Shutdown(ctx)

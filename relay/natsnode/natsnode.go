@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -43,19 +42,9 @@ const routeUser = "hookrelay"
 
 // Node is a running embedded NATS server.
 type Node struct {
-	opts  Options
-	sopts server.Options // what each server instance is made with
-	dup   chan string
-
-	mu     sync.Mutex
-	srv    *server.Server // the running instance (RestartJetStream replaces it)
-	closed bool           // Shutdown was called
-}
-
-func (n *Node) server() *server.Server {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.srv
+	srv  *server.Server
+	opts Options
+	dup  chan string
 }
 
 // DuplicateName gets the host of another server that has this server's
@@ -114,108 +103,54 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		// A single node with no routes: no route listener is needed.
 		sopts.Cluster = server.ClusterOpts{}
 	}
-	n := &Node{opts: o, sopts: *sopts, dup: make(chan string, 1)}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	dup := make(chan string, 1)
+	srv.SetLoggerV2(slogLogger{l: o.Logger, dup: dup}, false, false, false)
+	go srv.Start()
 	deadline := 30 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		deadline = time.Until(d)
 	}
-	srv, err := n.start(deadline)
-	if err != nil {
-		return nil, err
-	}
-	n.srv = srv
-	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes))
-	return n, nil
-}
-
-// start runs a new server instance and waits up to wait for it to take
-// clients.
-func (n *Node) start(wait time.Duration) (*server.Server, error) {
-	sopts := n.sopts
-	srv, err := server.NewServer(&sopts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	srv.SetLoggerV2(slogLogger{l: n.opts.Logger, dup: n.dup}, false, false, false)
-	go srv.Start()
-	if !srv.ReadyForConnections(wait) {
+	if !srv.ReadyForConnections(deadline) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not accepting connections (is cluster.nats.embedded.listen or cluster_listen in use?)")
 	}
-	return srv, nil
-}
-
-// RestartJetStream replaces the server by a new instance with the same
-// options and store_dir, if the running one has turned its JetStream off
-// (JetStreamErr): nats-server cannot turn it on again in a running
-// server. Like a restart of the process, the new instance rejoins the
-// cluster and catches up from the other nodes; clients reconnect by
-// themselves. It reports whether it restarted.
-func (n *Node) RestartJetStream(ctx context.Context) (bool, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed || n.srv.JetStreamEnabled() {
-		return false, nil
-	}
-	n.srv.Shutdown() // a no-op on an instance an earlier try failed to start
-	n.srv.WaitForShutdown()
-	wait := 30 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
-	srv, err := n.start(wait)
-	if err != nil {
-		return true, err // n.srv stays the stopped instance: JetStreamErr still says so
-	}
-	n.srv = srv
-	return true, nil
+	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes))
+	return &Node{srv: srv, opts: o, dup: dup}, nil
 }
 
 // ClientURL is the URL clients of this process connect to.
-func (n *Node) ClientURL() string { return n.server().ClientURL() }
+func (n *Node) ClientURL() string { return n.srv.ClientURL() }
 
 // JetStreamErr is non-nil once the embedded server has turned its
 // JetStream off while running: nats-server does that when a write to
 // store_dir fails for lack of space, and it stays off until the server
-// restarts (RestartJetStream; the other nodes carry on with their
-// replicas meanwhile).
+// restarts (the other nodes carry on with their replicas).
 func (n *Node) JetStreamErr() error {
-	srv := n.server()
-	switch {
-	case srv.JetStreamEnabled() || n.stopped():
+	if n.srv.JetStreamEnabled() || !n.srv.Running() {
 		return nil
-	case !srv.Running():
-		return fmt.Errorf("the embedded NATS server is not running: restarting it after its JetStream was turned off failed (see the log; it is tried again every minute); free space under %s", n.opts.StoreDir)
 	}
-	return fmt.Errorf("the embedded NATS server has turned JetStream off (nats-server does so when store_dir's disk is full): free space under %s (the node restarts its NATS server once there is room)", n.opts.StoreDir)
+	return fmt.Errorf("the embedded NATS server has turned JetStream off (nats-server does so when store_dir's disk is full): free space under %s and restart this node", n.opts.StoreDir)
 }
 
 // Shutdown enters lame-duck mode (client listener closed, RAFT leaders
 // transferred to other nodes, clients drained) and stops the server.
 func (n *Node) Shutdown(ctx context.Context) {
-	n.mu.Lock()
-	n.closed = true
-	srv := n.srv
-	n.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		srv.LameDuckShutdown()
+		n.srv.LameDuckShutdown()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		srv.Shutdown()
+		n.srv.Shutdown()
 		<-done
 	}
-	srv.WaitForShutdown()
-}
-
-// stopped reports whether Shutdown was called.
-func (n *Node) stopped() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
+	n.srv.WaitForShutdown()
 }
 
 // Status is what `hookrelay cluster status` shows of the embedded server.
@@ -242,7 +177,7 @@ type Peer struct {
 // them.
 func (n *Node) Status() (Status, error) {
 	st := Status{Node: n.opts.Node, Cluster: n.opts.Cluster, Routes: n.opts.Routes}
-	info, err := n.server().Jsz(&server.JSzOptions{})
+	info, err := n.srv.Jsz(&server.JSzOptions{})
 	if err != nil {
 		return st, fmt.Errorf("jetstream status: %w", err)
 	}
