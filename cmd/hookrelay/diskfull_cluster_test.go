@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,4 +162,173 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
 	}
 	t.Logf("%d accepted, %d refused with 503 while the disk was full", load.n200.Load(), load.n503.Load())
+}
+
+// TestClusterDiskENOSPCTmpfs: node n1's store_dir on a 64 MiB tmpfs,
+// with storage.min_free_bytes 0 (no watch), filled up completely under
+// load: its NATS server turns JetStream off. Every node, n1 included (its
+// NATS server passes the writes on to the others), goes on answering 200;
+// n1's /readyz says 503 and why. With the space back, a restart of n1 (the
+// documented remedy) makes it ready again, and every event accepted at any
+// time is delivered and listed.
+func TestClusterDiskENOSPCTmpfs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	mnt := mountTmpfs(t, 64<<20)
+	filler := filepath.Join(mnt, "filler")
+	target := newEvTarget(t, http.StatusOK)
+	try := 0
+	nodes := clStartNew(t, func() []*clNode {
+		try++ // each try's n1 gets a store_dir of its own
+		nodes := clCluster(t, target.URL, target.URL)
+		text, err := os.ReadFile(nodes[1].cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := regexp.MustCompile(`(?m)^  path: "[^"]*"$`).ReplaceAllStringFunc(string(text), func(l string) string {
+			return l + "\n  min_free_bytes: 0"
+		})
+		cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, fmt.Sprintf("nats-%d", try))), 1)
+		if err := os.WriteFile(nodes[1].cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return nodes
+	})
+	// The senders read each node's URL here: n1's changes when it restarts
+	// (public listen 127.0.0.1:0), and while it is down its share goes to n0.
+	var urls [3]atomic.Pointer[string]
+	for i, n := range nodes {
+		u := n.url()
+		urls[i].Store(&u)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
+	var (
+		vmu     sync.Mutex
+		vids    []string // of the accepted webhooks
+		perNode [3]atomic.Int64
+	)
+	load := startAckLoad(t, 3, func(n int64) (int, map[string]string, error) {
+		i := n % 3
+		u := urls[i].Load()
+		if u == nil {
+			i, u = 0, urls[0].Load()
+		}
+		vid := fmt.Sprintf("nospc-%d", n)
+		status, out, err := clPost(t, client, *u, "video.completed", vid, 1)
+		if err == nil && status == http.StatusOK && out["status"] == "accepted" {
+			perNode[i].Add(1)
+			vmu.Lock()
+			vids = append(vids, vid)
+			vmu.Unlock()
+		}
+		return status, out, err
+	})
+	var lastReady string // n1's last /readyz answer, for a timeout's message
+	readyz := func(n *clNode) (int, string) {
+		resp, err := client.Get("http://" + n.p.addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz of %s: %v", n.name, err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, fmt.Sprint(m["reason"])
+	}
+	waitCond := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %v waiting for %s (n1's last /readyz: %s; %d accepted, %d refused)", d, what, lastReady, load.n200.Load(), load.n503.Load())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCond("some events accepted", 20*time.Second, func() bool { return load.n200.Load() >= 100 })
+
+	fillAll(t, filler)
+	// The next write to n1's disk fails; nats-server then turns JetStream off.
+	waitCond("n1's /readyz naming JetStream off", 60*time.Second, func() bool {
+		code, reason := readyz(nodes[1])
+		lastReady = fmt.Sprint(code, " ", reason)
+		return code == http.StatusServiceUnavailable && strings.Contains(reason, "turned JetStream off")
+	})
+	t.Logf("n1's /readyz: %s", lastReady)
+	var before [3]int64
+	for i := range before {
+		before[i] = perNode[i].Load()
+	}
+	waitCond("every node answering 200 with n1's JetStream off", 30*time.Second, func() bool {
+		for i := range before {
+			if perNode[i].Load() < before[i]+20 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, i := range []int{0, 2} {
+		if code, reason := readyz(nodes[i]); code != http.StatusOK {
+			t.Errorf("/readyz of %s while n1's JetStream is off: %d %s", nodes[i].name, code, reason)
+		}
+	}
+
+	// Space back, n1 restarted: ready again.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	urls[1].Store(nil)
+	if code := nodes[1].p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("n1 exit code %d after SIGTERM", code)
+	}
+	clStart(t, nodes[1])
+	waitCond("n1 ready again after its restart", 60*time.Second, func() bool {
+		code, reason := readyz(nodes[1])
+		lastReady = fmt.Sprint(code, " ", reason)
+		return code == http.StatusOK
+	})
+	u := nodes[1].url()
+	urls[1].Store(&u)
+	was := perNode[1].Load()
+	waitCond("n1 answering 200 after its restart", 30*time.Second, func() bool { return perNode[1].Load() > was+20 })
+	acked, bad := load.result()
+	if len(bad) > 0 {
+		t.Errorf("%d answers neither 200 nor 503, first: %v", len(bad), bad[:min(len(bad), 5)])
+	}
+	vmu.Lock()
+	clWaitDelivered(t, target, vids)
+	vmu.Unlock()
+	listed := map[string]bool{}
+	for _, ev := range clEvents(t, nodes[1]) {
+		listed[fmt.Sprint(ev["id"])] = true
+	}
+	lost := 0
+	for id := range acked {
+		if !listed[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
+	}
+	t.Logf("%d accepted (%d / %d / %d by node), %d refused with 503", len(acked), perNode[0].Load(), perNode[1].Load(), perNode[2].Load(), load.n503.Load())
+}
+
+// fillAll writes zeros to path until the filesystem is full.
+func fillAll(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatalf("fill: %v", err)
+		}
+	}
 }
