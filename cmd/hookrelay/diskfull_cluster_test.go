@@ -33,30 +33,7 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<20)
 	filler := filepath.Join(mnt, "filler")
 	target := newEvTarget(t, http.StatusOK)
-	try := 0
-	nodes := clStartNew(t, func() []*clNode {
-		try++ // each try's n1 gets a store_dir of its own
-		nodes := clCluster(t, target.URL, target.URL)
-		for i, n := range nodes {
-			text, err := os.ReadFile(n.cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := regexp.MustCompile(`(?m)^  path: "[^"]*"$`).ReplaceAllStringFunc(string(text), func(l string) string {
-				return l + fmt.Sprintf("\n  min_free_bytes: %d", minFree)
-			})
-			if i == 1 {
-				cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, fmt.Sprintf("nats-%d", try))), 1)
-			}
-			if !strings.Contains(cfg, "min_free_bytes") || i == 1 && !strings.Contains(cfg, "store_dir") {
-				t.Fatalf("config of %s not changed:\n%s", n.name, cfg)
-			}
-			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return nodes
-	})
+	nodes := clDiskCluster(t, mnt, target.URL, minFree, false)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
 
 	load := startAckLoad(t, 3, func(n int64) (int, map[string]string, error) {
@@ -72,16 +49,7 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	readyz := func(n *clNode) (int, map[string]any) {
-		resp, err := client.Get("http://" + n.p.addr + "/readyz")
-		if err != nil {
-			t.Fatalf("/readyz of %s: %v", n.name, err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	readyz := func(n *clNode) (int, string) { return clReadyz(t, client, n) }
 	probe := func(n *clNode, vid string) *http.Response {
 		body := fmt.Appendf(nil, `{"event":"video.completed","video_id":%q,"created_at":1}`, vid)
 		h, err := cliSigner(t, clSecret).Sign(body, time.Now())
@@ -112,10 +80,9 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 		if resp := probe(n, fmt.Sprintf("probe-ra-%d", i)); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("webhook to %s while n1's disk is full: %d, Retry-After %q; want 503 with Retry-After", n.name, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
-		code, ready := readyz(n)
-		reason := fmt.Sprint(ready["reason"])
+		code, reason := readyz(n)
 		if code != http.StatusServiceUnavailable || !strings.Contains(reason, "disk nearly full") || n.name != "n1" && !strings.Contains(reason, "node n1") {
-			t.Errorf("/readyz of %s: %d %v, want 503 naming n1's disk", n.name, code, ready)
+			t.Errorf("/readyz of %s: %d %s, want 503 naming n1's disk", n.name, code, reason)
 		}
 	}
 	if m := adminMetrics(t, nodes[1].p.addrs["admin"], evToken); !strings.Contains(m, "hookrelay_storage_low_space 1") {
@@ -148,19 +115,7 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	if len(bad) > 0 {
 		t.Errorf("%d answers neither 200 nor 503, first: %v", len(bad), bad[:min(len(bad), 5)])
 	}
-	listed := map[string]bool{}
-	for _, ev := range clEvents(t, nodes[0]) {
-		listed[fmt.Sprint(ev["id"])] = true
-	}
-	lost := 0
-	for id := range acked {
-		if !listed[id] {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
-	}
+	clCheckListed(t, nodes[0], acked)
 	t.Logf("%d accepted, %d refused with 503 while the disk was full", load.n200.Load(), load.n503.Load())
 }
 
@@ -178,23 +133,7 @@ func TestClusterDiskENOSPCTmpfs(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<20)
 	filler := filepath.Join(mnt, "filler")
 	target := newEvTarget(t, http.StatusOK)
-	try := 0
-	nodes := clStartNew(t, func() []*clNode {
-		try++ // each try's n1 gets a store_dir of its own
-		nodes := clCluster(t, target.URL, target.URL)
-		text, err := os.ReadFile(nodes[1].cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := regexp.MustCompile(`(?m)^  path: "[^"]*"$`).ReplaceAllStringFunc(string(text), func(l string) string {
-			return l + "\n  min_free_bytes: 0"
-		})
-		cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, fmt.Sprintf("nats-%d", try))), 1)
-		if err := os.WriteFile(nodes[1].cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return nodes
-	})
+	nodes := clDiskCluster(t, mnt, target.URL, 0, true)
 	// The senders read each node's URL here: n1's changes when it restarts
 	// (public listen 127.0.0.1:0), and while it is down its share goes to n0.
 	var urls [3]atomic.Pointer[string]
@@ -225,16 +164,7 @@ func TestClusterDiskENOSPCTmpfs(t *testing.T) {
 		return status, out, err
 	})
 	var lastReady string // n1's last /readyz answer, for a timeout's message
-	readyz := func(n *clNode) (int, string) {
-		resp, err := client.Get("http://" + n.p.addr + "/readyz")
-		if err != nil {
-			t.Fatalf("/readyz of %s: %v", n.name, err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, fmt.Sprint(m["reason"])
-	}
+	readyz := func(n *clNode) (int, string) { return clReadyz(t, client, n) }
 	waitCond := func(what string, d time.Duration, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(d)
@@ -298,19 +228,7 @@ func TestClusterDiskENOSPCTmpfs(t *testing.T) {
 	vmu.Lock()
 	clWaitDelivered(t, target, vids)
 	vmu.Unlock()
-	listed := map[string]bool{}
-	for _, ev := range clEvents(t, nodes[1]) {
-		listed[fmt.Sprint(ev["id"])] = true
-	}
-	lost := 0
-	for id := range acked {
-		if !listed[id] {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
-	}
+	clCheckListed(t, nodes[1], acked)
 	t.Logf("%d accepted (%d / %d / %d by node), %d refused with 503", len(acked), perNode[0].Load(), perNode[1].Load(), perNode[2].Load(), load.n503.Load())
 }
 
@@ -330,5 +248,71 @@ func fillAll(t *testing.T, path string) {
 			}
 			t.Fatalf("fill: %v", err)
 		}
+	}
+}
+
+// clDiskCluster starts three nodes relaying to targetURL, n1 with its
+// store_dir on mnt (a new directory for each try at starting them) and
+// storage.min_free_bytes minFree: on n1 alone with n1Only, else on all.
+func clDiskCluster(t *testing.T, mnt, targetURL string, minFree int64, n1Only bool) []*clNode {
+	t.Helper()
+	try := 0
+	return clStartNew(t, func() []*clNode {
+		try++
+		nodes := clCluster(t, targetURL, targetURL)
+		for i, n := range nodes {
+			if n1Only && i != 1 {
+				continue
+			}
+			text, err := os.ReadFile(n.cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := regexp.MustCompile(`(?m)^  path: "[^"]*"$`).ReplaceAllStringFunc(string(text), func(l string) string {
+				return l + fmt.Sprintf("\n  min_free_bytes: %d", minFree)
+			})
+			if i == 1 {
+				cfg = strings.Replace(cfg, "    embedded:\n", fmt.Sprintf("    embedded:\n      store_dir: %q\n", filepath.Join(mnt, fmt.Sprintf("nats-%d", try))), 1)
+			}
+			if !strings.Contains(cfg, "min_free_bytes") || i == 1 && !strings.Contains(cfg, "store_dir") {
+				t.Fatalf("config of %s not changed:\n%s", n.name, cfg)
+			}
+			if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nodes
+	})
+}
+
+// clReadyz returns the status of n's /readyz and its reason.
+func clReadyz(t *testing.T, client *http.Client, n *clNode) (int, string) {
+	t.Helper()
+	resp, err := client.Get("http://" + n.p.addr + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz of %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, fmt.Sprint(m["reason"])
+}
+
+// clCheckListed fails t unless `events list` through n lists every id
+// in acked.
+func clCheckListed(t *testing.T, n *clNode, acked map[string]bool) {
+	t.Helper()
+	listed := map[string]bool{}
+	for _, ev := range clEvents(t, n) {
+		listed[fmt.Sprint(ev["id"])] = true
+	}
+	lost := 0
+	for id := range acked {
+		if !listed[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged events are not listed", lost, len(acked))
 	}
 }
