@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
+	"os"
 	"strings"
 	"time"
 
@@ -81,6 +83,7 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		node, err := natsnode.Start(ctx, natsnode.Options{
 			Cluster: cl.Name, Node: cl.Node, Listen: e.Listen, ClusterListen: e.ClusterListen,
 			Routes: e.Routes, StoreDir: e.StoreDir, Secret: e.Secret, Logger: log,
+			MaxStore: embeddedMaxStore(e.StoreDir, cfg.Storage.MinFreeBytes),
 		})
 		if err != nil {
 			b.close(ctx)
@@ -161,6 +164,28 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger, must
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// embeddedMaxStore is the JetStream storage limit of the embedded server.
+// With the free-space watch on (minFree > 0), the watch is what stops
+// writes before the disk fills, cluster-wide and with 503s (jsstore's
+// space.go), so JetStream's own limit is lifted to the filesystem's size:
+// nats-server's default (75% of the space free when it starts, plus what
+// it stores) is fixed at the start, ignores what else uses the disk, and
+// when reached makes the stream lose its leader. Without the watch,
+// nats-server's default stays.
+func embeddedMaxStore(dir string, minFree int64) int64 {
+	if minFree <= 0 {
+		return 0
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0 // natsnode reports it
+	}
+	size, err := store.FilesystemSize(dir)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return 0
+	}
+	return int64(size)
 }
 
 // close closes the store, the NATS connection and the embedded server (in

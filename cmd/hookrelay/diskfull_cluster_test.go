@@ -88,6 +88,11 @@ func TestClusterDiskFullTmpfs(t *testing.T) {
 	if m := adminMetrics(t, nodes[1].p.addrs["admin"], evToken); !strings.Contains(m, "hookrelay_storage_low_space 1") {
 		t.Errorf("n1's metrics do not show the low space:\n%s", grepLines(m, "hookrelay_storage"))
 	}
+	// With the watch on, JetStream's own limit is the tmpfs's size, not
+	// nats-server's 75% of the free space.
+	if !strings.Contains(nodes[1].p.Log(), fmt.Sprintf(`"max_store_bytes":%d`, 64<<20)) {
+		t.Errorf("n1's JetStream limit is not the filesystem's size:\n%s", grepLines(nodes[1].p.Log(), "embedded nats listening"))
+	}
 	if !strings.Contains(nodes[0].p.Log(), "a node's disk is nearly full: refusing new events") {
 		t.Errorf("no error line on n0 about n1's disk")
 	}

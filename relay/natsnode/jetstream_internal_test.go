@@ -42,3 +42,22 @@ func TestJetStreamErr(t *testing.T) {
 		t.Fatalf("JetStreamErr after JetStream was shut down: %v", err)
 	}
 }
+
+// TestMaxStore: Options.MaxStore is JetStream's storage limit; without it
+// nats-server picks its own (from the free space).
+func TestMaxStore(t *testing.T) {
+	for _, want := range []int64{123 << 20, 0} {
+		n, err := Start(context.Background(), Options{Cluster: "test", Node: "solo",
+			Listen: loopbackAddr(t), ClusterListen: loopbackAddr(t), StoreDir: t.TempDir(), LameDuck: time.Second, MaxStore: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := n.srv.JetStreamConfig().MaxStore
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.Shutdown(ctx)
+		cancel()
+		if want > 0 && got != want || want == 0 && got <= 0 {
+			t.Errorf("MaxStore %d: JetStream's limit is %d", want, got)
+		}
+	}
+}

@@ -34,6 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LameDuck bounds the lame-duck phase of Shutdown (default 5s).
 	LameDuck time.Duration
+	// MaxStore, if positive, is JetStream's limit on what it stores in
+	// StoreDir; 0 leaves nats-server's own: 75% of the space free when it
+	// starts, plus what it already stores.
+	MaxStore int64
 }
 
 // routeUser is the user name routes authenticate with (Options.Secret is
@@ -88,7 +92,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		Cluster: server.ClusterOpts{Name: o.Cluster, Host: chost, Port: cport},
 		Routes:  routes,
 		// JetStream needs the cluster name on single-node setups too.
-		JetStream: true, StoreDir: o.StoreDir,
+		JetStream: true, StoreDir: o.StoreDir, JetStreamMaxStore: o.MaxStore,
 		NoSigs: true, // the process owns its signals
 		// Nothing but the client and route ports: no HTTP monitoring.
 		LameDuckDuration:    o.LameDuck,
@@ -118,7 +122,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not accepting connections (is cluster.nats.embedded.listen or cluster_listen in use?)")
 	}
-	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes))
+	maxStore := int64(-1) // JetStream not up yet
+	if c := srv.JetStreamConfig(); c != nil {
+		maxStore = c.MaxStore
+	}
+	o.Logger.Info("embedded nats listening", "client", srv.ClientURL(), "node", o.Node, "routes", len(routes), "max_store_bytes", maxStore)
 	return &Node{srv: srv, opts: o, dup: dup}, nil
 }
 

@@ -9,3 +9,8 @@ import "errors"
 func StatFS(path string) (uint64, error) {
 	return 0, errors.New("free space unknown on this platform")
 }
+
+// FilesystemSize is the size of the filesystem holding path; unknown here.
+func FilesystemSize(path string) (uint64, error) {
+	return 0, errors.New("filesystem size unknown on this platform")
+}
