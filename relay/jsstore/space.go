@@ -76,11 +76,11 @@ func (s *Store) Space() (free uint64, low, known bool) {
 }
 
 // watchNodesSpace reads the node claims every spacePoll (Open has read
-// them once already) and keeps the
-// first node whose disk is low in s.lowNode (this node's own state is
-// also checked directly, by spaceErr). A claim that cannot be decoded is
-// passed over; when the claims cannot be read at all, what was known is
-// kept for DefaultNodeTTL (a claim's own lifetime), then forgotten.
+// them once already) and keeps the first node whose disk is low in
+// s.lowNode (this node's own state is also checked directly, by
+// spaceErr). A claim that cannot be decoded is passed over; when the
+// claims cannot be read at all, what was known is kept for DefaultNodeTTL
+// (a claim's own lifetime), then forgotten.
 func (s *Store) watchNodesSpace() {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
