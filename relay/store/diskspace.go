@@ -128,25 +128,34 @@ func checkFree(path string, min uint64, fn FreeSpaceFunc) error {
 	return &storage.LowSpaceError{Path: path, Free: free, Min: min}
 }
 
-// Space reports the last reading of the free space on the store's
-// filesystem (known is false when it cannot be read or is not watched)
-// and whether the store refuses new events because of it.
-func (s *Store) Space() (free uint64, low, known bool) {
-	return s.space.free.Load(), s.space.low.Load(), s.space.known.Load()
+// space is the last reading (known false: unreadable or not watched) and
+// whether it is low.
+func (w *spaceWatch) space() (free uint64, low, known bool) {
+	return w.free.Load(), w.low.Load(), w.known.Load()
 }
 
-func (s *Store) spaceLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.spaceTick)
+// loop re-reads the free space every tick until stop is closed.
+func (w *spaceWatch) loop(stop <-chan struct{}, tick time.Duration) {
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			s.space.refresh()
+			w.refresh()
 		}
 	}
+}
+
+// Space reports the last reading of the free space on the store's
+// filesystem (known is false when it cannot be read or is not watched)
+// and whether the store refuses new events because of it.
+func (s *Store) Space() (free uint64, low, known bool) { return s.space.space() }
+
+func (s *Store) spaceLoop() {
+	defer s.wg.Done()
+	s.space.loop(s.stop, s.spaceTick)
 }
 
 // SpaceWatch watches the free space of the filesystem under a directory
@@ -176,16 +185,7 @@ func WatchSpace(path string, min uint64, fn FreeSpaceFunc, tick time.Duration, l
 	sw := &SpaceWatch{w: newSpaceWatch(path, min, fn, log), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(sw.done)
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-sw.stop:
-				return
-			case <-t.C:
-				sw.w.refresh()
-			}
-		}
+		sw.w.loop(sw.stop, tick)
 	}()
 	return sw
 }
@@ -195,9 +195,7 @@ func (sw *SpaceWatch) Err() error { return sw.w.err() }
 
 // Space reports the last reading (known false: unreadable or not
 // watched) and whether it is low.
-func (sw *SpaceWatch) Space() (free uint64, low, known bool) {
-	return sw.w.free.Load(), sw.w.low.Load(), sw.w.known.Load()
-}
+func (sw *SpaceWatch) Space() (free uint64, low, known bool) { return sw.w.space() }
 
 // Stop ends the watch.
 func (sw *SpaceWatch) Stop() {
